@@ -1,0 +1,39 @@
+"""Build script of the detrack_ros ament_python package."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'detrack_ros'
+SHARE = os.path.join('share', PACKAGE)
+
+
+def shared(directory: str, pattern: str) -> tuple:
+    """Install the files matching ``directory/pattern`` under ``share/detrack_ros``."""
+    return os.path.join(SHARE, directory), sorted(glob(os.path.join(directory, pattern)))
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(include=['detrack_model', 'detrack_model.*',
+                                    'detrack_ros', 'detrack_ros.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        (SHARE, ['package.xml']),
+        shared('launch', '*.launch.py'),
+        shared('config', '*.yaml'),
+        shared('training', '*.yaml'),
+        shared('models', '*'),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='detrack_ros maintainers',
+    maintainer_email='maintainers@detrack-ros.org',
+    description='DETRack single-object tracker, pruned for robots, as a ROS 2 node.',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    extras_require={'test': ['pytest']},
+    entry_points={'console_scripts': []},
+)

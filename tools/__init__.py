@@ -1,0 +1,1 @@
+"""Developer tools: environment bootstrap for machines without a ROS 2 install."""
