@@ -82,6 +82,30 @@ def test_unrecognised_pip_failure_shows_pips_own_words():
     assert message == 'pip failed:\nERROR: disk full'
 
 
+@pytest.mark.parametrize('printed, expected', [
+    ('2.11.0+cu130 13.0', '2.11.0+cu130 (CUDA 13.0)'),
+    ('2.13.0+cpu None', None),
+])
+def test_cuda_torch_is_kept_and_cpu_torch_is_not(tmp_path, printed, expected):
+    """A CUDA torch already in the environment is kept; a CPU one follows the pins."""
+    python = tmp_path / 'python'
+    python.write_text(f'#!/bin/sh\necho "{printed}"\n')
+    python.chmod(0o755)
+    kept = bootstrap.existing_cuda_torch(python)
+    assert kept == expected
+    names = [path.name for path in bootstrap.requirement_files(keep_torch=kept is not None)]
+    assert ('torch.txt' in names) == (expected is None)
+    assert {'ros.txt', 'python.txt'} <= set(names)
+
+
+def test_no_torch_at_all_means_installing_the_pinned_one(tmp_path):
+    """An environment whose interpreter cannot import torch gets the pinned torch."""
+    python = tmp_path / 'python'
+    python.write_text('#!/bin/sh\nexit 1\n')
+    python.chmod(0o755)
+    assert bootstrap.existing_cuda_torch(python) is None
+
+
 def test_fix_ros_wheel_paths_rewrites_once(tmp_path):
     """The build machine's paths are replaced by this interpreter's, and only once."""
     cmake = tmp_path / 'share' / 'pkg' / 'cmake' / 'export.cmake'

@@ -99,6 +99,12 @@ def environment_is_current(venv: pathlib.Path, digest: str) -> bool:
     return probe.returncode == 0
 
 
+def requirement_files(keep_torch: bool) -> List[pathlib.Path]:
+    """List the requirement files to install; torch's is left out when a CUDA torch is kept."""
+    return [REQUIREMENTS / name for name in REQUIREMENT_FILES
+            if not (keep_torch and name == 'torch.txt')]
+
+
 def existing_cuda_torch(python: pathlib.Path) -> Optional[str]:
     """Version of a CUDA-enabled torch already in the environment, else None."""
     probe = run_python(python, 'import torch; print(torch.__version__, torch.version.cuda)')
@@ -197,12 +203,10 @@ def pip_install(python: pathlib.Path, args: List[str], retries: int, timeout: in
 def install(venv: pathlib.Path, retries: int, timeout: int) -> Tuple[str, str]:
     """Install the pinned requirements into ``venv``; return (torch note, cmake note)."""
     python = venv_python(venv)
-    requirement_args = []
     kept_torch = existing_cuda_torch(python)
-    for name in REQUIREMENT_FILES:
-        if name == 'torch.txt' and kept_torch:
-            continue
-        requirement_args += ['-r', str(REQUIREMENTS / name)]
+    requirement_args = []
+    for path in requirement_files(keep_torch=kept_torch is not None):
+        requirement_args += ['-r', str(path)]
     pip_install(python, requirement_args + ['-c', str(CONSTRAINTS)], retries, timeout)
     torch_note = f'kept existing torch {kept_torch}' if kept_torch else 'installed pinned torch'
     fix = subprocess.run([str(python), str(ROOT / 'tools' / 'fix_ros_wheel_paths.py'),
