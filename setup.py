@@ -19,6 +19,10 @@ setup(
     version='0.1.0',
     packages=find_packages(include=['detrack_model', 'detrack_model.*',
                                     'detrack_ros', 'detrack_ros.*']),
+    # The CUDA sources travel with the package: the kernel is built on first use on a GPU.
+    package_data={'detrack_model.ops': ['csrc/deform_attn_cuda.cu', 'csrc/deform_attn_cuda.h',
+                                        'csrc/deform_attn_kernels.cuh',
+                                        'csrc/deform_attn_binding.cpp']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         (SHARE, ['package.xml']),
@@ -35,5 +39,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     extras_require={'test': ['pytest']},
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': [
+        'detrack-profile = detrack_model.cli.profiler:main',
+    ]},
 )

@@ -1,0 +1,178 @@
+"""
+Model configuration: small dataclasses that name an architecture completely.
+
+A configuration travels with the weights (safetensors + this as JSON/YAML), so it is plain
+data: ``to_dict``/``from_dict`` round-trip it and reject keys they do not know.
+"""
+
+from dataclasses import asdict, dataclass, field, fields, replace
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+
+@dataclass
+class EncoderConfig:
+    """Plain ViT over template and search tokens, with candidate elimination."""
+
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    # Block indices (0-based) after whose attention search tokens are eliminated.
+    ce_layers: Tuple[int, ...] = (3, 6, 9)
+    ce_keep_ratio: float = 0.7
+    drop_path: float = 0.0
+    # Per-layer widths of a pruned encoder (None: every layer is dense). head_dims[i] is the
+    # q/k/v width of each head in block i, mlp_dims[i] the hidden width of its MLP.
+    head_dims: Optional[List[int]] = None
+    mlp_dims: Optional[List[int]] = None
+
+
+@dataclass
+class DecoderConfig:
+    """Deformable transformer decoder used as the target head."""
+
+    layers: int = 3
+    hidden: int = 256
+    heads: int = 8
+    points: int = 4
+    ffn_dim: int = 1024
+    num_queries: int = 64
+    dropout: float = 0.0
+    # Normalised size of the proposal anchor each search token starts from: at crop factor 4
+    # the target spans about a quarter of the search region.
+    anchor_size: float = 0.25
+
+
+@dataclass
+class ConvHeadConfig:
+    """OSTrack's centre/offset/size convolutional head (the baseline)."""
+
+    channels: int = 256
+
+
+@dataclass
+class ModelConfig:
+    """A whole tracking network."""
+
+    name: str = 'vit_base'
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    head: str = 'decoder'
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    conv_head: ConvHeadConfig = field(default_factory=ConvHeadConfig)
+    template_size: int = 128
+    search_size: int = 256
+
+    def __post_init__(self) -> None:
+        """Check that the pieces fit together, naming what does not."""
+        validate(self)
+
+    @property
+    def template_grid(self) -> int:
+        """Tokens along one side of the template."""
+        return self.template_size // self.encoder.patch_size
+
+    @property
+    def search_grid(self) -> int:
+        """Tokens along one side of the search region."""
+        return self.search_size // self.encoder.patch_size
+
+    def kept_search_tokens(self, candidate_elimination: bool = True) -> int:
+        """Search tokens left after the encoder (all of them without elimination)."""
+        kept = self.search_grid ** 2
+        if candidate_elimination:
+            for _ in self.encoder.ce_layers:
+                kept = math.ceil(self.encoder.ce_keep_ratio * kept)
+        return kept
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain, JSON-ready dictionary."""
+        data = asdict(self)
+        data['encoder']['ce_layers'] = list(self.encoder.ce_layers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> 'ModelConfig':
+        """Build a configuration from ``to_dict`` output; unknown keys are an error."""
+        data = dict(data)
+        parts = {'encoder': EncoderConfig, 'decoder': DecoderConfig,
+                 'conv_head': ConvHeadConfig}
+        for key, part in parts.items():
+            if key in data:
+                data[key] = _build(part, data[key], key)
+        config = _build(cls, data, 'model')
+        if isinstance(config.encoder.ce_layers, list):
+            config = replace(config, encoder=replace(
+                config.encoder, ce_layers=tuple(config.encoder.ce_layers)))
+        return config
+
+
+def _build(kind, data: Dict[str, Any], where: str):
+    """Instantiate dataclass ``kind`` from ``data``, rejecting unknown keys."""
+    if not isinstance(data, dict):
+        raise ValueError(f'{where}: expected a mapping, got {type(data).__name__}')
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
+    return kind(**data)
+
+
+def validate(config: ModelConfig) -> None:
+    """Raise ValueError naming the first inconsistency in ``config``."""
+    enc, dec = config.encoder, config.decoder
+    for name, size in (('template_size', config.template_size),
+                       ('search_size', config.search_size)):
+        if size <= 0 or size % enc.patch_size:
+            raise ValueError(f'{name} must be a positive multiple of the patch size '
+                             f'{enc.patch_size}, got {size}')
+    if config.head not in ('decoder', 'conv'):
+        raise ValueError(f"head must be 'decoder' or 'conv', got {config.head!r}")
+    if enc.dim % enc.heads:
+        raise ValueError(f'encoder dim {enc.dim} is not divisible by its {enc.heads} heads')
+    bad_layers = [i for i in enc.ce_layers if not 0 <= i < enc.depth]
+    if bad_layers:
+        raise ValueError(f'ce_layers {bad_layers} outside the encoder depth 0..{enc.depth - 1}')
+    if not 0.0 < enc.ce_keep_ratio <= 1.0:
+        raise ValueError(f'ce_keep_ratio must be in (0, 1], got {enc.ce_keep_ratio}')
+    for name, widths in (('head_dims', enc.head_dims), ('mlp_dims', enc.mlp_dims)):
+        if widths is not None and (len(widths) != enc.depth or min(widths) < 1):
+            raise ValueError(f'{name} needs {enc.depth} positive widths, got {widths}')
+    if dec.hidden % dec.heads:
+        raise ValueError(f'decoder hidden {dec.hidden} is not divisible by its {dec.heads} heads')
+    if dec.layers < 1 or dec.points < 1 or dec.num_queries < 1:
+        raise ValueError('decoder layers, points and num_queries must be at least 1, got '
+                         f'{dec.layers}, {dec.points}, {dec.num_queries}')
+    kept = config.kept_search_tokens()
+    if config.head == 'decoder' and dec.num_queries > kept:
+        raise ValueError(f'num_queries {dec.num_queries} is larger than the {kept} search tokens '
+                         f'kept after candidate elimination ({config.search_grid}x'
+                         f'{config.search_grid} tokens, keep ratio {enc.ce_keep_ratio} at '
+                         f'layers {list(enc.ce_layers)}); use at most {kept}')
+
+
+ENCODERS = {
+    'vit_base': {'dim': 768, 'depth': 12, 'heads': 12},
+    'vit_small': {'dim': 384, 'depth': 12, 'heads': 6},
+    'vit_tiny': {'dim': 192, 'depth': 12, 'heads': 3},
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """
+    Build the configuration of a named model family.
+
+    ``name`` is ``vit_base`` (the paper), ``vit_small`` or ``vit_tiny``; ``overrides`` replace
+    top-level fields (``head``, ``template_size``, ...) or, as ``encoder``/``decoder`` dicts,
+    fields of those parts (``encoder={'depth': 6}``).
+    """
+    if name not in ENCODERS:
+        raise ValueError(f'unknown model {name!r}; expected one of {sorted(ENCODERS)}')
+    data = ModelConfig(name=name, encoder=EncoderConfig(**ENCODERS[name])).to_dict()
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    return ModelConfig.from_dict(data)
