@@ -41,5 +41,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={'console_scripts': [
         'detrack-profile = detrack_model.cli.profiler:main',
+        'detrack-synth = detrack_model.cli.synth:main',
+        'detrack-train = detrack_model.cli.train:main',
     ]},
 )

@@ -1,0 +1,137 @@
+"""
+Training pairs as a ``torch.utils.data.Dataset``: sampler + readers + processing.
+
+A bad sample (unreadable frame, unusable box, crop that lost the target, malformed annotation
+file) never stops training: the item is redrawn deterministically from ``(seed, epoch, index,
+attempt)``, the skip is counted by reason and carried in the item so a trainer can sum and log
+the counts, and each reason is logged (throttled) on logger ``detrack_model.data``.
+"""
+
+import logging
+import time
+from typing import Dict, Optional, Sequence
+
+import cv2
+from detrack_model.data.processing import check_box, PairProcessing
+from detrack_model.data.sampler import PairSampler, PairSpec
+from detrack_model.data.sequences import AnnotationError, FrameError, TrackingDataset
+import torch
+import torch.utils.data
+
+LOGGER = logging.getLogger('detrack_model.data')
+
+# Fixed keys so that DataLoader's default collate can stack the per-item counts.
+SKIP_REASONS = ('no_visible_frames', 'bad_annotation', 'frame_error', 'invalid_box',
+                'invalid_crop')
+
+
+class TrackingPairDataset(torch.utils.data.Dataset):
+    """
+    ``pairs_per_epoch`` template/search pairs drawn from ``datasets`` mixed by ``ratios``.
+
+    Items are dicts: ``template`` (3,T,T) and ``search`` (3,S,S) float32, ``template_box`` and
+    ``search_box`` (4,) normalised cx, cy, w, h, the provenance ``dataset``, ``sequence``,
+    ``template_frame``, ``search_frame``, ``attempt``, and ``skipped`` (total redraws) with
+    ``skips`` (redraws per reason in :data:`SKIP_REASONS`). Call :meth:`set_epoch` before
+    each epoch (every DataLoader worker gets its own copy, so do it before iterating).
+    """
+
+    def __init__(self, datasets: Sequence[TrackingDataset],
+                 ratios: Optional[Sequence[float]] = None, pairs_per_epoch: int = 60000,
+                 processing: Optional[PairProcessing] = None, max_gap: int = 200,
+                 seed: int = 0, max_attempts: int = 100, log_interval_s: float = 60.0) -> None:
+        self.sampler = PairSampler(datasets, ratios, pairs_per_epoch, max_gap=max_gap, seed=seed)
+        self.datasets = self.sampler.datasets
+        self.processing = processing if processing is not None else PairProcessing()
+        self.max_attempts = int(max_attempts)
+        self.log_interval_s = float(log_interval_s)
+        self.epoch = 0
+        # Totals in this process (a DataLoader worker has its own); items carry theirs.
+        self.skip_counts: Dict[str, int] = dict.fromkeys(SKIP_REASONS, 0)
+        self._last_logged: Dict[str, float] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose pairs ``__getitem__`` returns."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        """Return the number of pairs per epoch."""
+        return len(self.sampler)
+
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        """Return pair ``index`` of the current epoch, redrawing bad samples."""
+        skips = dict.fromkeys(SKIP_REASONS, 0)
+        for attempt in range(self.max_attempts):
+            try:
+                spec = self.sampler.sample(self.epoch, index, attempt)
+            except AnnotationError as error:
+                self._skip(skips, 'bad_annotation', str(error))
+                continue
+            if spec.rejected:
+                self._skip(skips, 'no_visible_frames',
+                           f'{self.datasets[spec.dataset].name}: {spec.rejected} sequence(s) '
+                           'without visible frames passed over', spec.rejected)
+            item = self._try(spec, index, attempt, skips)
+            if item is not None:
+                item['attempt'] = attempt
+                item['skipped'] = sum(skips.values())
+                item['skips'] = skips
+                return item
+        raise RuntimeError(
+            f'no usable training pair for index {index} of epoch {self.epoch} after '
+            f'{self.max_attempts} attempts (skips: {skips}); see the warnings of logger '
+            f'"{LOGGER.name}" for the files involved')
+
+    def _try(self, spec: PairSpec, index: int, attempt: int,
+             skips: Dict[str, int]) -> Optional[Dict[str, object]]:
+        dataset = self.datasets[spec.dataset]
+        info = dataset.sequence_info(spec.sequence)
+        where = f'{dataset.name}/{info.name}'
+        try:
+            template_box = check_box(info.boxes[spec.template_frame])
+            search_box = check_box(info.boxes[spec.search_frame])
+        except ValueError as error:
+            self._skip(skips, 'invalid_box', f'{where}: {error}')
+            return None
+        try:
+            template_img = dataset.frame(spec.sequence, spec.template_frame)
+            search_img = (template_img if spec.search_frame == spec.template_frame
+                          else dataset.frame(spec.sequence, spec.search_frame))
+        except FrameError as error:
+            self._skip(skips, 'frame_error', str(error))
+            return None
+        rng = self.sampler.rng(self.epoch, index, attempt, stream=1)
+        out = self.processing(template_img, template_box, search_img, search_box, rng)
+        if not out.pop('valid'):
+            self._skip(skips, 'invalid_crop',
+                       f'{where} frames {spec.template_frame}/{spec.search_frame}: target '
+                       'centre left the jittered search crop or the box became too small')
+            return None
+        out.update(dataset=spec.dataset, sequence=spec.sequence,
+                   template_frame=spec.template_frame, search_frame=spec.search_frame)
+        return out
+
+    def _skip(self, skips: Dict[str, int], reason: str, detail: str, count: int = 1) -> None:
+        skips[reason] += count
+        self.skip_counts[reason] += count
+        now = time.monotonic()
+        last = self._last_logged.get(reason)
+        if last is None:
+            LOGGER.warning('skipping training sample (%s): %s', reason, detail)
+        elif now - last >= self.log_interval_s:
+            LOGGER.warning('skipping training samples (%s): %d so far in this process, '
+                           'latest: %s', reason, self.skip_counts[reason], detail)
+        else:
+            return
+        self._last_logged[reason] = now
+
+
+def worker_init(worker_id: int) -> None:
+    """
+    Keep each DataLoader worker single-threaded.
+
+    Workers already run in parallel; OpenCV's and PyTorch's own thread pools inside each one
+    only oversubscribe the cores. Pass as ``DataLoader(..., worker_init_fn=worker_init)``.
+    """
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)

@@ -1,0 +1,134 @@
+"""
+Training crops and augmentation for a template/search pair (OSTrack conventions).
+
+The search region is jittered (centre and scale) so the target is not always in the middle;
+grayscale and horizontal flip are decided once per pair, brightness once per crop. Augmentation
+runs on the small crops, never on the full frames.
+"""
+
+import math
+from typing import Dict, Sequence, Tuple
+
+import cv2
+from detrack_model.data.crops import CropTransform, region_transform, warp_crop
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def check_box(box_xywh: Sequence[float]) -> np.ndarray:
+    """Return the box as a float64 (4,) array; raise ValueError if it is unusable."""
+    box = np.asarray(box_xywh, dtype=np.float64).reshape(4)
+    if not (np.isfinite(box).all() and box[2] > 0 and box[3] > 0):
+        raise ValueError(f'box must be finite with positive width and height, got {box}')
+    return box
+
+
+def normalize_image(crop: np.ndarray, brightness: float = 1.0,
+                    mean: Sequence[float] = IMAGENET_MEAN,
+                    std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """Turn an HxWx3 uint8 RGB crop into a normalised float32 3xHxW tensor."""
+    image = crop.astype(np.float32)
+    if brightness != 1.0:
+        image *= brightness
+        np.minimum(image, 255.0, out=image)
+    # One multiply-add: (x / 255 - mean) / std.
+    image *= (1.0 / (255.0 * np.asarray(std, dtype=np.float32)))
+    image -= np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+class PairProcessing:
+    """
+    Crop, augment and normalise a template/search pair.
+
+    Crops are squares of side ``factor * sqrt(w h)`` around the box, resized to the output
+    size, padded with the image's mean colour. The search box is jittered first: centre +=
+    ``(U[0,1) - 0.5) * sqrt(w' h') * center_jitter`` with ``w', h' = (w, h) *
+    exp(N(0,1) * scale_jitter)``. The template is jittered the same way with its own (by
+    default zero) amounts.
+    """
+
+    def __init__(self, template_size: int = 128, search_size: int = 256,
+                 template_factor: float = 2.0, search_factor: float = 4.0,
+                 center_jitter: float = 3.0, scale_jitter: float = 0.25,
+                 gray_prob: float = 0.05, flip_prob: float = 0.5,
+                 brightness: Tuple[float, float] = (0.8, 1.2),
+                 template_center_jitter: float = 0.0, template_scale_jitter: float = 0.0,
+                 min_box_size: float = 2.0) -> None:
+        self.template_size = int(template_size)
+        self.search_size = int(search_size)
+        self.template_factor = float(template_factor)
+        self.search_factor = float(search_factor)
+        self.center_jitter = float(center_jitter)
+        self.scale_jitter = float(scale_jitter)
+        self.template_center_jitter = float(template_center_jitter)
+        self.template_scale_jitter = float(template_scale_jitter)
+        self.gray_prob = float(gray_prob)
+        self.flip_prob = float(flip_prob)
+        self.brightness = (float(brightness[0]), float(brightness[1]))
+        # Smallest target side, in output pixels, a pair may have and still be a useful sample.
+        self.min_box_size = float(min_box_size)
+
+    def __call__(self, template_img: np.ndarray, template_box: Sequence[float],
+                 search_img: np.ndarray, search_box: Sequence[float],
+                 rng: np.random.Generator) -> Dict[str, object]:
+        """
+        Return ``template`` (3,T,T), ``search`` (3,S,S), their boxes and ``valid``.
+
+        Boxes are float32 (4,) normalised cx, cy, w, h of the ground truth in each crop,
+        clipped to the crop. ``valid`` is False when the search box centre falls outside the
+        search crop or a box is smaller than ``min_box_size`` pixels there: the caller then
+        draws another pair. Raises ValueError on a NaN or zero-area input box.
+        """
+        template_box = check_box(template_box)
+        search_box = check_box(search_box)
+        # Draw every random number in a fixed order whatever the settings, so one knob never
+        # shifts the stream the others see.
+        template_tf = self._region(template_box, self.template_factor, self.template_size,
+                                   self.template_center_jitter, self.template_scale_jitter, rng)
+        search_tf = self._region(search_box, self.search_factor, self.search_size,
+                                 self.center_jitter, self.scale_jitter, rng)
+        gray = rng.random() < self.gray_prob
+        flip = rng.random() < self.flip_prob
+        template_gain = rng.uniform(*self.brightness)
+        search_gain = rng.uniform(*self.brightness)
+
+        template, template_norm, template_ok = self._crop(template_img, template_box,
+                                                          template_tf, gray, flip)
+        search, search_norm, search_ok = self._crop(search_img, search_box, search_tf, gray, flip)
+        return {
+            'template': normalize_image(template, template_gain),
+            'search': normalize_image(search, search_gain),
+            'template_box': torch.from_numpy(template_norm),
+            'search_box': torch.from_numpy(search_norm),
+            'valid': bool(template_ok and search_ok),
+        }
+
+    @staticmethod
+    def _region(box: np.ndarray, factor: float, size: int, center_jitter: float,
+                scale_jitter: float, rng: np.random.Generator) -> CropTransform:
+        wh = box[2:] * np.exp(rng.standard_normal(2) * scale_jitter)
+        side = math.sqrt(wh[0] * wh[1])
+        center = box[:2] + 0.5 * box[2:] + (rng.random(2) - 0.5) * side * center_jitter
+        return region_transform(center, side * factor, size)
+
+    def _crop(self, image: np.ndarray, box: np.ndarray, transform: CropTransform, gray: bool,
+              flip: bool) -> Tuple[np.ndarray, np.ndarray, bool]:
+        crop = warp_crop(image, transform)
+        if gray:
+            crop = cv2.cvtColor(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        x, y, w, h = transform.box_to_crop(box) / transform.size
+        centre_inside = 0.0 <= x + 0.5 * w <= 1.0 and 0.0 <= y + 0.5 * h <= 1.0
+        # Clip both corners so that even a box wholly outside the crop stays within [0, 1].
+        x0, y0, x1, y1 = np.clip([x, y, x + w, y + h], 0.0, 1.0)
+        min_side = self.min_box_size / transform.size
+        valid = centre_inside and x1 - x0 >= min_side and y1 - y0 >= min_side
+        cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+        if flip:
+            crop = cv2.flip(crop, 1)
+            cx = 1.0 - cx
+        norm = np.array([cx, cy, x1 - x0, y1 - y0], dtype=np.float32)
+        return crop, norm, valid

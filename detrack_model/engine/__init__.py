@@ -1,0 +1,1 @@
+"""Training: recipes, the trainer (one CPU to many GPUs via torchrun), checkpoints, logs."""

@@ -1,0 +1,145 @@
+"""
+Training recipes: one YAML file names the model, the data, the optimisation and the losses.
+
+Unknown keys are errors, so a typo in a recipe fails at once instead of silently training with
+a default.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+import pathlib
+from typing import Any, Dict, List, Optional
+
+from detrack_model.config import ModelConfig, preset
+import yaml
+
+
+@dataclass
+class DataRecipe:
+    """Where training pairs come from and how many an epoch has."""
+
+    train: List[Dict[str, Any]] = field(default_factory=list)
+    val: List[Dict[str, Any]] = field(default_factory=list)
+    pairs_per_epoch: int = 60000
+    val_pairs: int = 500
+    max_gap: int = 200
+    workers: int = 4
+    center_jitter: float = 3.0
+    scale_jitter: float = 0.25
+
+
+@dataclass
+class OptimRecipe:
+    """AdamW, the step-down schedule, clipping, precision and seeds."""
+
+    epochs: int = 20
+    batch_size: int = 128          # global: split evenly over the processes
+    lr: float = 4e-4               # everything but the encoder
+    lr_encoder: float = 4e-5
+    weight_decay: float = 1e-4
+    lr_drop: float = 0.8           # fraction of training after which lr is multiplied by 0.1
+    grad_clip: float = 0.1
+    amp: str = 'auto'              # auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16, off
+    seed: int = 42
+    ce_start_epoch: int = 0        # candidate elimination is off before this epoch
+    threads: Optional[int] = None  # CPU threads per process
+
+
+@dataclass
+class CheckpointRecipe:
+    """When to save and how many to keep."""
+
+    every_steps: int = 500
+    keep_last: int = 3
+    log_every: int = 10
+
+
+@dataclass
+class Recipe:
+    """A whole training run."""
+
+    model: ModelConfig
+    data: DataRecipe = field(default_factory=DataRecipe)
+    optim: OptimRecipe = field(default_factory=OptimRecipe)
+    # LossConfig fields (detrack_model.losses): weights, top-k, denoising groups and noise.
+    loss: Dict[str, Any] = field(default_factory=dict)
+    checkpoint: CheckpointRecipe = field(default_factory=CheckpointRecipe)
+    pretrained: Optional[str] = None
+    output: str = 'runs/detrack'
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain dictionary (the model as its full configuration)."""
+        data = asdict(self)
+        data['model'] = self.model.to_dict()
+        return data
+
+
+def _part(kind, data: Optional[Dict[str, Any]], where: str):
+    """Build dataclass ``kind`` from ``data``, naming unknown keys."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ValueError(f'{where}: expected a mapping, got {type(data).__name__}')
+    known = {f.name: f for f in fields(kind)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
+    return kind(**{key: _coerce(value, known[key].type, f'{where}: {key}')
+                   for key, value in data.items()})
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """
+    Check a scalar against its field type, converting numbers YAML read as strings.
+
+    PyYAML reads ``1e-3`` (no dot) as a string; a recipe author means a number.
+    """
+    kind = {int: int, float: float, bool: bool, 'int': int, 'float': float,
+            'bool': bool}.get(annotation)
+    if kind is None or value is None:
+        return value
+    if kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif kind is bool and isinstance(value, bool):
+        return value
+    raise ValueError(f'{where}: expected {kind.__name__}, got {value!r}')
+
+
+def model_from_spec(spec: Dict[str, Any]) -> ModelConfig:
+    """Build the model configuration: a full one, or ``preset`` plus overrides."""
+    spec = dict(spec)
+    if 'preset' in spec:
+        return preset(spec.pop('preset'), **spec)
+    return ModelConfig.from_dict(spec)
+
+
+def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
+    """Build a Recipe from its dictionary form."""
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
+    if 'model' not in data:
+        raise ValueError(f'{where}: a model section is required')
+    return Recipe(model=model_from_spec(data['model']),
+                  data=_part(DataRecipe, data.get('data'), f'{where}: data'),
+                  optim=_part(OptimRecipe, data.get('optim'), f'{where}: optim'),
+                  loss=dict(data.get('loss') or {}),
+                  checkpoint=_part(CheckpointRecipe, data.get('checkpoint'),
+                                   f'{where}: checkpoint'),
+                  pretrained=data.get('pretrained'),
+                  output=data.get('output', 'runs/detrack'))
+
+
+def load_recipe(path: str) -> Recipe:
+    """Read a YAML recipe."""
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise ValueError(f'recipe not found: {path}')
+    data = yaml.safe_load(file.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: expected a mapping at the top level')
+    return recipe_from_dict(data, str(path))

@@ -1,0 +1,93 @@
+"""
+Model bundles: ``<stem>.safetensors`` (weights) beside ``<stem>.yaml`` (the architecture).
+
+The YAML names the whole architecture (a pruned one included) so a bundle loads without any
+other knowledge; the weights are safetensors, never a pickle. Weights may be stored in half
+precision to keep shipped models small; they load into a float32 network.
+"""
+
+import pathlib
+from typing import Any, Dict, Tuple, Union
+
+from detrack_model.config import ModelConfig
+from detrack_model.modeling import create_model, DETRack
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+import torch
+import yaml
+
+FORMAT = 'detrack-bundle/1'
+PathLike = Union[str, pathlib.Path]
+
+
+class BundleError(RuntimeError):
+    """A bundle that is missing, corrupt, or does not match its configuration."""
+
+
+def bundle_paths(path: PathLike) -> Tuple[pathlib.Path, pathlib.Path]:
+    """Return the (weights, config) paths of the bundle named by either file or their stem."""
+    path = pathlib.Path(path)
+    stem = path.with_suffix('') if path.suffix in ('.safetensors', '.yaml') else path
+    return stem.with_suffix('.safetensors'), stem.with_suffix('.yaml')
+
+
+def save_bundle(model: DETRack, path: PathLike, dtype: torch.dtype = torch.float32,
+                metadata: Dict[str, Any] = None) -> Tuple[pathlib.Path, pathlib.Path]:
+    """Write ``model`` as a bundle; ``dtype`` float16 halves the file size."""
+    weights_path, config_path = bundle_paths(path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to('cpu', dtype if v.is_floating_point() else v.dtype).contiguous()
+             for k, v in model.state_dict().items()}
+    save_file(state, str(weights_path), metadata={'format': FORMAT})
+    document = {'format': FORMAT, 'model': model.config.to_dict(),
+                'weights_dtype': str(dtype).replace('torch.', ''),
+                'metadata': metadata or {}}
+    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return weights_path, config_path
+
+
+def read_bundle_config(path: PathLike) -> Dict[str, Any]:
+    """Read and check a bundle's YAML document."""
+    _, config_path = bundle_paths(path)
+    if not config_path.is_file():
+        raise BundleError(f'bundle config not found: {config_path}')
+    try:
+        document = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError as error:
+        raise BundleError(f'{config_path} is not valid YAML: {error}') from error
+    if not isinstance(document, dict) or document.get('format') != FORMAT:
+        raise BundleError(f'{config_path} is not a detrack bundle config (expected format '
+                          f'{FORMAT!r})')
+    return document
+
+
+def load_bundle(path: PathLike, device: Union[str, torch.device] = 'cpu') -> DETRack:
+    """Load a bundle into a float32 network on ``device``; errors name the file at fault."""
+    weights_path, config_path = bundle_paths(path)
+    document = read_bundle_config(path)
+    try:
+        config = ModelConfig.from_dict(document['model'])
+    except (KeyError, TypeError, ValueError) as error:
+        raise BundleError(f'{config_path}: invalid model configuration: {error}') from error
+    if not weights_path.is_file():
+        raise BundleError(f'bundle weights not found: {weights_path}')
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise BundleError(f'{weights_path} is not a readable safetensors file: {error}') \
+            from error
+    model = create_model(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f'{k}: file {tuple(state[k].shape)}, config {tuple(v.shape)}'
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        details = '; '.join(filter(None, [
+            f'missing {missing[:5]}' if missing else '',
+            f'unexpected {unexpected[:5]}' if unexpected else '',
+            f'shape mismatch {wrong[:3]}' if wrong else '']))
+        raise BundleError(f'{weights_path} does not match the architecture in {config_path}: '
+                          f'{details}')
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    return model.to(device).eval()

@@ -1,0 +1,106 @@
+"""TrackingPairDataset: bad frames and boxes are skipped, counted and never used."""
+
+import logging
+import os
+
+from detrack_model.data import (Got10k, PairProcessing, SKIP_REASONS, TrackingPairDataset,
+                                worker_init)
+from detrack_model.data.toy_datasets import write_got10k
+import pytest
+import torch
+
+BAD_FRAMES = {0: {2, 3, 4}}
+NAN_FRAMES = {1: {1, 5, 7}}
+
+
+@pytest.fixture
+def damaged_got10k(tmp_path):
+    """Sequence 0 has corrupt frames, sequence 1 NaN boxes, sequence 2 is clean."""
+    write_got10k(str(tmp_path), num_sequences=3, num_frames=10)
+    dataset = Got10k(str(tmp_path))
+    for frame in BAD_FRAMES[0]:
+        with open(dataset.frame_path(0, frame), 'wb') as handle:
+            handle.write(os.urandom(100))
+    path = tmp_path / 'train' / dataset.sequence_name(1) / 'groundtruth.txt'
+    lines = path.read_text().splitlines()
+    for frame in NAN_FRAMES[1]:
+        lines[frame] = 'NaN,NaN,NaN,NaN'
+    path.write_text('\n'.join(lines) + '\n')
+    return dataset
+
+
+def small_processing():
+    return PairProcessing(template_size=32, search_size=64)
+
+
+def test_bad_frames_and_boxes_are_skipped_and_counted(damaged_got10k, caplog):
+    pairs = TrackingPairDataset([damaged_got10k], pairs_per_epoch=200,
+                                processing=small_processing(), max_gap=5)
+    assert len(pairs) == 200
+    assert damaged_got10k.sequence_info(1).invalid_boxes == 3
+    with caplog.at_level(logging.WARNING, logger='detrack_model.data'):
+        items = [pairs[i] for i in range(len(pairs))]
+    totals = dict.fromkeys(SKIP_REASONS, 0)
+    for item in items:
+        assert item['template'].shape == (3, 32, 32) and item['search'].shape == (3, 64, 64)
+        assert item['search_box'].shape == (4,)
+        frames = {item['template_frame'], item['search_frame']}
+        assert not frames & BAD_FRAMES.get(item['sequence'], set())
+        assert not frames & NAN_FRAMES.get(item['sequence'], set())
+        assert abs(item['template_frame'] - item['search_frame']) <= 5
+        assert item['skipped'] == sum(item['skips'].values())
+        for reason, count in item['skips'].items():
+            totals[reason] += count
+    assert totals['frame_error'] > 0
+    assert totals == pairs.skip_counts
+    assert sum(item['skipped'] for item in items) == sum(totals.values())
+    assert any(item['attempt'] > 0 for item in items)
+    # The first skip of each reason is logged, later ones are throttled.
+    messages = [r.getMessage() for r in caplog.records if 'frame_error' in r.getMessage()]
+    assert len(messages) == 1 and 'cannot decode' in messages[0]
+
+
+def test_items_are_deterministic_and_epochs_differ(damaged_got10k):
+    first = TrackingPairDataset([damaged_got10k], pairs_per_epoch=20,
+                                processing=small_processing(), seed=3)
+    second = TrackingPairDataset([Got10k(damaged_got10k.root)], pairs_per_epoch=20,
+                                 processing=small_processing(), seed=3)
+    for index in (0, 7, 19):
+        a, b = first[index], second[index]
+        for key in ('template', 'search', 'search_box', 'template_box'):
+            torch.testing.assert_close(a[key], b[key])
+    before = first[4]['search']
+    first.set_epoch(1)
+    assert not torch.equal(first[4]['search'], before)
+
+
+def test_data_loader_collates_items(damaged_got10k):
+    pairs = TrackingPairDataset([damaged_got10k], pairs_per_epoch=8,
+                                processing=small_processing())
+    loader = torch.utils.data.DataLoader(pairs, batch_size=4, worker_init_fn=worker_init)
+    batch = next(iter(loader))
+    assert batch['search'].shape == (4, 3, 64, 64)
+    assert batch['skipped'].shape == (4,)
+    assert set(batch['skips']) == set(SKIP_REASONS)
+
+
+def test_nothing_usable_raises_a_clear_error(tmp_path):
+    write_got10k(str(tmp_path), num_sequences=1, num_frames=3)
+    dataset = Got10k(str(tmp_path))
+    for frame in range(3):
+        with open(dataset.frame_path(0, frame), 'wb') as handle:
+            handle.write(b'not a jpeg')
+    pairs = TrackingPairDataset([dataset], pairs_per_epoch=4, processing=small_processing(),
+                                max_attempts=5)
+    with pytest.raises(RuntimeError, match='no usable training pair.*5 attempts'):
+        pairs[0]
+
+
+def test_malformed_annotation_is_skipped_not_fatal(tmp_path):
+    write_got10k(str(tmp_path), num_sequences=2, num_frames=5)
+    dataset = Got10k(str(tmp_path))
+    (tmp_path / 'train' / dataset.sequence_name(0) / 'groundtruth.txt').write_text('garbage\n')
+    pairs = TrackingPairDataset([dataset], pairs_per_epoch=30, processing=small_processing())
+    items = [pairs[i] for i in range(30)]
+    assert {item['sequence'] for item in items} == {1}
+    assert sum(item['skips']['bad_annotation'] for item in items) > 0

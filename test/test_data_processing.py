@@ -1,0 +1,143 @@
+"""Crops and augmentation: geometry by hand, padding colour, flip, grayscale, inverse maps."""
+
+from detrack_model.data import (crop_to_search, IMAGENET_MEAN, IMAGENET_STD, PairProcessing,
+                                search_transform)
+import numpy as np
+import pytest
+import torch
+
+MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+def pixels(tensor):
+    """Undo the normalisation: back to 0..255 values, HxWx3."""
+    return (tensor * STD + MEAN).mul(255.0).permute(1, 2, 0).numpy()
+
+
+def still(**overrides):
+    """Processing with every random augmentation off."""
+    options = dict(center_jitter=0.0, scale_jitter=0.0, gray_prob=0.0, flip_prob=0.0,
+                   brightness=(1.0, 1.0))
+    options.update(overrides)
+    return PairProcessing(**options)
+
+
+def white_square_image():
+    image = np.zeros((480, 640, 3), dtype=np.uint8)
+    image[200:240, 300:340] = 255
+    return image, np.array([300.0, 200.0, 40.0, 40.0])
+
+
+def test_box_maps_to_the_centre_at_a_quarter_of_the_search_crop():
+    image, box = white_square_image()
+    out = still()(image, box, image, box, np.random.default_rng(0))
+    assert out['valid']
+    assert out['template'].shape == (3, 128, 128) and out['search'].shape == (3, 256, 256)
+    assert out['template'].dtype == torch.float32
+    # 40x40 box -> 4 * 40 = 160 px region -> the box is 40/160 = 0.25 of the crop, centred.
+    np.testing.assert_allclose(out['search_box'].numpy(), [0.5, 0.5, 0.25, 0.25], atol=1e-6)
+    np.testing.assert_allclose(out['template_box'].numpy(), [0.5, 0.5, 0.5, 0.5], atol=1e-6)
+    # The square covers search pixels [96, 160): inside white, one pixel beyond black.
+    search = pixels(out['search'])
+    assert search[98:158, 98:158].min() > 254.0
+    assert search[94, 128].max() < 1.0 and search[128, 161].max() < 1.0
+    template = pixels(out['template'])
+    assert template[34:94, 34:94].min() > 254.0
+
+
+def test_padding_uses_the_image_mean_colour():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+    mean = image.reshape(-1, 3).mean(axis=0)
+    out = still()(image, [0, 0, 40, 40], image, [0, 0, 40, 40], rng)
+    # Search region spans -60..100 px: its top-left corner lies outside the image.
+    np.testing.assert_allclose(pixels(out['search'])[0, 0], mean, atol=1.0)
+    np.testing.assert_allclose(pixels(out['template'])[0, 0], mean, atol=1.0)
+    crop, _ = crop_to_search(image, [0, 0, 40, 40], 4.0, 64)
+    np.testing.assert_allclose(crop[0, 0], mean, atol=1.0)
+    crop, _ = crop_to_search(image, [0, 0, 40, 40], 4.0, 64, pad_value=(1, 2, 3))
+    assert crop[0, 0].tolist() == [1, 2, 3]
+
+
+def test_flip_mirrors_images_and_boxes():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
+    box = [70.0, 50.0, 30.0, 60.0]
+    plain = PairProcessing(flip_prob=0.0, gray_prob=0.0)
+    flipped = PairProcessing(flip_prob=1.0, gray_prob=0.0)
+    a = plain(image, box, image, box, np.random.default_rng(5))
+    b = flipped(image, box, image, box, np.random.default_rng(5))
+    for key in ('template', 'search'):
+        torch.testing.assert_close(b[key], a[key].flip(-1))
+    for key in ('template_box', 'search_box'):
+        expected = a[key].clone()
+        expected[0] = 1.0 - expected[0]
+        torch.testing.assert_close(b[key], expected)
+    assert a['search_box'][0] != pytest.approx(0.5, abs=1e-3)  # jitter moved it off centre
+
+
+def test_grayscale_makes_channels_equal():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
+    out = PairProcessing(gray_prob=1.0)(image, [100, 80, 40, 30], image, [100, 80, 40, 30],
+                                        rng)
+    for key in ('template', 'search'):
+        values = pixels(out[key])
+        np.testing.assert_allclose(values[..., 0], values[..., 1], atol=1e-3)
+        np.testing.assert_allclose(values[..., 0], values[..., 2], atol=1e-3)
+
+
+def test_brightness_scales_pixel_values():
+    image, box = white_square_image()
+    image = image // 2 + 40
+    out = still(brightness=(1.1, 1.1))(image, box, image, box, np.random.default_rng(0))
+    plain = still()(image, box, image, box, np.random.default_rng(0))
+    np.testing.assert_allclose(pixels(out['search']), np.minimum(pixels(plain['search']) * 1.1,
+                                                                 255.0), atol=1e-2)
+
+
+def test_jittered_boxes_stay_normalised_and_validity_holds():
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
+    processing = PairProcessing(center_jitter=6.0, scale_jitter=0.5)
+    valid = 0
+    for _ in range(200):
+        out = processing(image, [100, 80, 40, 30], image, [100, 80, 40, 30], rng)
+        box = out['search_box'].numpy()
+        assert (box >= 0).all() and (box <= 1).all()
+        valid += out['valid']
+        if out['valid']:
+            assert box[2] * 256 >= 2 and box[3] * 256 >= 2
+    assert 0 < valid < 200  # strong jitter pushes some targets out of the crop
+
+
+def test_unusable_boxes_raise():
+    image = np.zeros((50, 50, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match='positive'):
+        still()(image, [0, 0, 10, 10], image, [np.nan, 0, 10, 10], np.random.default_rng())
+    with pytest.raises(ValueError, match='positive'):
+        crop_to_search(image, [0, 0, 0, 10], 4.0, 64)
+
+
+def test_crop_to_search_transform_round_trips():
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
+    box = np.array([123.4, 56.7, 33.3, 21.9])
+    crop, transform = crop_to_search(image, box, 4.0, 256)
+    assert crop.shape == (256, 256, 3)
+    in_crop = transform.box_to_crop(box)
+    np.testing.assert_allclose(in_crop[:2] + in_crop[2:] / 2, [128.0, 128.0], atol=1e-9)
+    assert transform.scale == pytest.approx(256 / (4 * np.sqrt(33.3 * 21.9)))
+    points = rng.uniform(-50, 300, size=(20, 2))
+    np.testing.assert_allclose(transform.points_to_crop(transform.points_to_image(points)),
+                               points, atol=1e-6)
+    boxes = rng.uniform(1, 200, size=(20, 4))
+    np.testing.assert_allclose(transform.box_to_image(transform.box_to_crop(boxes)), boxes,
+                               atol=1e-6)
+    # The crop's pixel (i, j) shows image point points_to_image(i + 0.5, j + 0.5).
+    smooth = np.tile(np.arange(400, dtype=np.float32)[None, :, None] / 2, (300, 1, 3))
+    crop, transform = crop_to_search(smooth.astype(np.uint8), box, 4.0, 256)
+    centre_x = transform.points_to_image([[100.5, 100.5]])[0, 0]
+    assert abs(float(crop[100, 100, 0]) - (centre_x - 0.5) / 2) <= 1.0
+    assert search_transform(box, 4.0, 256) == transform

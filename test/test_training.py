@@ -1,0 +1,205 @@
+"""
+The trainer: smoke runs of both heads, exact resume after a kill, DDP against one process.
+
+Every run here trains a two-block network on three tiny synthetic sequences generated once
+per session, so the whole file stays well under two minutes on two CPU cores.
+"""
+
+import csv
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+from detrack_model.cli.train import apply_overrides
+from detrack_model.engine.recipe import load_recipe, recipe_from_dict
+from detrack_model.engine.trainer import Trainer
+from detrack_model.export import load_bundle
+import pytest
+from safetensors.torch import load_file
+import torch
+import yaml
+
+TRAINING = pathlib.Path(__file__).resolve().parent.parent / 'training'
+
+
+@pytest.fixture(scope='module')
+def recipe_file(tmp_path_factory):
+    """Write a tiny recipe (its synthetic data is generated on first use) to a temp dir."""
+    root = tmp_path_factory.mktemp('training')
+    recipe = {
+        'model': {'preset': 'vit_tiny', 'template_size': 64, 'search_size': 128,
+                  'encoder': {'depth': 2, 'ce_layers': [1]},
+                  'decoder': {'layers': 2, 'hidden': 64, 'heads': 4, 'points': 2,
+                              'ffn_dim': 128, 'num_queries': 8}},
+        'data': {'train': [{'type': 'synthetic', 'root': str(root / 'data'), 'split': 'train',
+                            'sequences': 3, 'frames': 20, 'seed': 1, 'size': [160, 120]}],
+                 'val': [{'type': 'synthetic', 'root': str(root / 'data'), 'split': 'val',
+                          'sequences': 2, 'frames': 20, 'seed': 2, 'size': [160, 120]}],
+                 'pairs_per_epoch': 32, 'val_pairs': 16, 'workers': 0, 'max_gap': 10},
+        'optim': {'epochs': 2, 'batch_size': 8, 'threads': 1, 'ce_start_epoch': 1},
+        'loss': {'denoising': True, 'dn_groups': 2},
+        'checkpoint': {'every_steps': 2, 'keep_last': 2, 'log_every': 1},
+        'output': str(root / 'run'),
+    }
+    path = root / 'recipe.yaml'
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def train(recipe_file, output, *overrides, extra_args=(), env=None, background=False):
+    """Run detrack-train in a subprocess (as users do)."""
+    command = [sys.executable, '-m', 'detrack_model.cli.train', '--config', str(recipe_file),
+               '--output', str(output), '--no-progress', *extra_args]
+    for override in overrides:
+        command += ['--set', override]
+    environment = dict(os.environ, **(env or {}))
+    if background:
+        return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(command, env=environment, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def losses(run: pathlib.Path):
+    """Step -> logged loss from a run's metrics.csv."""
+    with (run / 'metrics.csv').open(newline='') as handle:
+        return {int(row['step']): float(row['loss']) for row in csv.DictReader(handle)
+                if row.get('loss')}
+
+
+@pytest.mark.parametrize('head, denoising', [('decoder', True), ('decoder', False),
+                                             ('conv', False)])
+def test_smoke_both_heads(recipe_file, tmp_path, head, denoising):
+    """A few steps train, checkpoint, validate and leave a loadable final bundle."""
+    recipe = load_recipe(str(recipe_file))
+    data = apply_overrides(recipe.to_dict(), [f'model.head={head}',
+                                              f'loss.denoising={denoising}',
+                                              'optim.epochs=1'])
+    trainer = Trainer(recipe_from_dict(data), str(tmp_path), 'cpu', progress=False)
+    bundle = trainer.fit()
+    trainer.close()
+    logged = losses(tmp_path)
+    assert sorted(logged) == [1, 2, 3, 4]
+    assert all(torch.isfinite(torch.tensor(v)) for v in logged.values())
+    model = load_bundle(bundle)
+    assert model.config.head == head
+    assert (tmp_path / 'checkpoints' / 'step_00000004' / 'model.safetensors').is_file()
+    with (tmp_path / 'metrics.csv').open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert any(row.get('val_mean_iou') for row in rows)
+    if head == 'decoder':
+        assert any(float(row['dn_qfl'] or 0) > 0 for row in rows) == denoising
+    assert (tmp_path / 'tensorboard').is_dir()
+
+
+def test_training_reduces_the_loss(recipe_file, tmp_path):
+    """Forty steps on the same few sequences bring the loss down."""
+    recipe = load_recipe(str(recipe_file))
+    data = apply_overrides(recipe.to_dict(), ['optim.epochs=10', 'optim.lr=1e-3',
+                                              'optim.lr_encoder=1e-3', 'data.val=[]',
+                                              'checkpoint.every_steps=1000'])
+    trainer = Trainer(recipe_from_dict(data), str(tmp_path), 'cpu', progress=False)
+    trainer.fit()
+    trainer.close()
+    logged = losses(tmp_path)
+    first = sum(logged[s] for s in range(1, 6)) / 5
+    last = sum(logged[s] for s in range(36, 41)) / 5
+    assert last < 0.8 * first
+
+
+def test_resume_after_a_kill_reproduces_the_uninterrupted_run(recipe_file, tmp_path):
+    """SIGKILL mid-epoch, --resume: the loss curve equals the uninterrupted run's."""
+    settings = ['optim.epochs=3', 'data.val=[]']
+    train(recipe_file, tmp_path / 'straight', *settings)
+    process = train(recipe_file, tmp_path / 'killed', *settings, 'checkpoint.every_steps=3',
+                    background=True)
+    checkpoint = tmp_path / 'killed' / 'checkpoints' / 'step_00000006'
+    deadline = time.monotonic() + 120
+    while not checkpoint.is_dir() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = max(losses(tmp_path / 'killed'))
+    assert killed_at < 12, 'the run finished before it could be killed'
+    train(recipe_file, tmp_path / 'killed', *settings, 'checkpoint.every_steps=3',
+          extra_args=['--resume'])
+    straight, resumed = losses(tmp_path / 'straight'), losses(tmp_path / 'killed')
+    assert sorted(resumed) == sorted(straight) == list(range(1, 13))
+    for step in straight:
+        assert resumed[step] == pytest.approx(straight[step], rel=1e-6, abs=1e-7), step
+    final_a = load_file(str(tmp_path / 'straight' / 'model.safetensors'))
+    final_b = load_file(str(tmp_path / 'killed' / 'model.safetensors'))
+    for key in final_a:
+        torch.testing.assert_close(final_a[key], final_b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_sigterm_saves_a_checkpoint(recipe_file, tmp_path):
+    """SIGTERM (as from a job scheduler) stops the run with a checkpoint and exit code 130."""
+    process = train(recipe_file, tmp_path, 'optim.epochs=50', 'data.val=[]',
+                    'checkpoint.every_steps=1000', background=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / 'metrics.csv').is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    checkpoints = list((tmp_path / 'checkpoints').glob('step_*'))
+    assert len(checkpoints) == 1 and 'checkpoint saved' in output
+
+
+def test_ddp_on_two_cpu_processes_equals_one_process(recipe_file, tmp_path):
+    """Run 2 gloo processes under torchrun: ranks agree and match one process."""
+    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+               '--nproc_per_node', '2', '-m', 'detrack_model.cli.train',
+               '--config', str(recipe_file), '--output', str(tmp_path / 'ddp'), '--no-progress',
+               '--set', 'data.val=[]']
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    train(recipe_file, tmp_path / 'single', 'data.val=[]')
+    ddp, single = losses(tmp_path / 'ddp'), losses(tmp_path / 'single')
+    assert sorted(ddp) == sorted(single)
+    for step in single:
+        assert ddp[step] == pytest.approx(single[step], rel=1e-5), step
+    weights_ddp = load_file(str(tmp_path / 'ddp' / 'model.safetensors'))
+    weights_single = load_file(str(tmp_path / 'single' / 'model.safetensors'))
+    for key in weights_single:
+        torch.testing.assert_close(weights_ddp[key], weights_single[key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('recipe', sorted(p.name for p in TRAINING.glob('*.yaml')))
+def test_committed_recipes_parse(recipe):
+    """Every recipe in training/ parses and builds a valid configuration."""
+    loaded = load_recipe(str(TRAINING / recipe))
+    assert loaded.optim.epochs > 0 and loaded.data.train
+    if recipe.startswith(('got10k', 'full')):
+        assert loaded.model.encoder.dim == 768
+        assert (loaded.optim.lr, loaded.optim.lr_encoder) == (4e-4, 4e-5)
+        assert (loaded.optim.weight_decay, loaded.optim.lr_drop) == (1e-4, 0.8)
+        assert (loaded.optim.batch_size, loaded.data.pairs_per_epoch) == (128, 60000)
+        assert loaded.optim.epochs == (20 if recipe.startswith('got10k') else 60)
+        assert loaded.model.head == ('conv' if 'ostrack' in recipe else 'decoder')
+
+
+def test_recipe_typos_are_named(tmp_path):
+    """An unknown key anywhere in a recipe is an error that names it."""
+    path = tmp_path / 'bad.yaml'
+    path.write_text(yaml.safe_dump({'model': {'preset': 'vit_tiny'},
+                                    'optim': {'epochs': 1, 'learning_rate': 1}}))
+    with pytest.raises(ValueError, match=r"optim: unknown keys \['learning_rate'\]"):
+        load_recipe(str(path))
+
+
+def test_recipe_numbers_written_without_a_dot_are_numbers(tmp_path):
+    """YAML reads 1e-3 as a string; the recipe takes it as the number meant, else names it."""
+    path = tmp_path / 'lr.yaml'
+    path.write_text('model: {preset: vit_tiny}\noptim: {lr: 1e-3, epochs: 2}\n')
+    assert load_recipe(str(path)).optim.lr == 1e-3
+    path.write_text('model: {preset: vit_tiny}\noptim: {epochs: ten}\n')
+    with pytest.raises(ValueError, match=r"optim: epochs: expected int, got 'ten'"):
+        load_recipe(str(path))
