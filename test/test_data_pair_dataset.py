@@ -3,8 +3,9 @@
 import logging
 import os
 
-from detrack_model.data import (Got10k, PairProcessing, SKIP_REASONS, TrackingPairDataset,
-                                worker_init)
+import cv2
+from detrack_model.data import (Got10k, limit_opencv_threads, PairProcessing, SKIP_REASONS,
+                                TrackingPairDataset, worker_init)
 from detrack_model.data.toy_datasets import write_got10k
 import pytest
 import torch
@@ -74,14 +75,33 @@ def test_items_are_deterministic_and_epochs_differ(damaged_got10k):
     assert not torch.equal(first[4]['search'], before)
 
 
-def test_data_loader_collates_items(damaged_got10k):
+@pytest.mark.parametrize('workers', [0, 2])
+def test_data_loader_collates_items(damaged_got10k, workers):
     pairs = TrackingPairDataset([damaged_got10k], pairs_per_epoch=8,
                                 processing=small_processing())
-    loader = torch.utils.data.DataLoader(pairs, batch_size=4, worker_init_fn=worker_init)
-    batch = next(iter(loader))
-    assert batch['search'].shape == (4, 3, 64, 64)
-    assert batch['skipped'].shape == (4,)
-    assert set(batch['skips']) == set(SKIP_REASONS)
+    pairs[0]  # use OpenCV in this process first: forked workers must not hang
+    loader = torch.utils.data.DataLoader(pairs, batch_size=4, num_workers=workers,
+                                         worker_init_fn=worker_init, timeout=60 if workers else 0)
+    batches = list(loader)
+    assert len(batches) == 2
+    assert batches[0]['search'].shape == (4, 3, 64, 64)
+    assert batches[0]['skipped'].shape == (4,)
+    assert set(batches[0]['skips']) == set(SKIP_REASONS)
+    torch.testing.assert_close(batches[1]['search'][0], pairs[4]['search'])
+
+
+def test_limit_opencv_threads_returns_the_previous_count():
+    before = cv2.getNumThreads()
+    assert limit_opencv_threads(1) == before
+    try:
+        assert cv2.getNumThreads() == 1
+    finally:
+        limit_opencv_threads(before)
+    worker_init(0)  # in the importing process itself: sets one thread
+    try:
+        assert cv2.getNumThreads() == 1
+    finally:
+        limit_opencv_threads(before)
 
 
 def test_nothing_usable_raises_a_clear_error(tmp_path):

@@ -1,7 +1,7 @@
 """Crops and augmentation: geometry by hand, padding colour, flip, grayscale, inverse maps."""
 
-from detrack_model.data import (crop_to_search, IMAGENET_MEAN, IMAGENET_STD, PairProcessing,
-                                search_transform)
+from detrack_model.data import (crop_to_search, IMAGENET_MEAN, IMAGENET_STD, normalize_image,
+                                PairProcessing, search_transform)
 import numpy as np
 import pytest
 import torch
@@ -16,9 +16,9 @@ def pixels(tensor):
 
 
 def still(**overrides):
-    """Processing with every random augmentation off."""
-    options = dict(center_jitter=0.0, scale_jitter=0.0, gray_prob=0.0, flip_prob=0.0,
-                   brightness=(1.0, 1.0))
+    """Build processing with every random augmentation off."""
+    options = {'center_jitter': 0.0, 'scale_jitter': 0.0, 'gray_prob': 0.0, 'flip_prob': 0.0,
+               'brightness': (1.0, 1.0)}
     options.update(overrides)
     return PairProcessing(**options)
 
@@ -141,3 +141,11 @@ def test_crop_to_search_transform_round_trips():
     centre_x = transform.points_to_image([[100.5, 100.5]])[0, 0]
     assert abs(float(crop[100, 100, 0]) - (centre_x - 0.5) / 2) <= 1.0
     assert search_transform(box, 4.0, 256) == transform
+
+
+def test_normalize_image_matches_the_formula():
+    crop = np.random.default_rng(7).integers(0, 256, size=(9, 11, 3), dtype=np.uint8)
+    expected = (np.minimum(crop * 1.15, 255.0) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    result = normalize_image(crop, 1.15)
+    assert result.shape == (3, 9, 11) and result.dtype == torch.float32
+    np.testing.assert_allclose(result.numpy(), expected.transpose(2, 0, 1), atol=1e-5)

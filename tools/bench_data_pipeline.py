@@ -40,11 +40,9 @@ def time_single_process(pairs: 'TrackingPairDataset', count: int, run: int) -> f
 def time_loader(pairs: 'TrackingPairDataset', count: int, workers: int, batch: int,
                 run: int) -> float:
     """Return pairs/s through a DataLoader, timed from the first batch on."""
-    from detrack_model.data import worker_init
     pairs.set_epoch(run)
     subset = torch.utils.data.Subset(pairs, range(count))
-    loader = torch.utils.data.DataLoader(subset, batch_size=batch, num_workers=workers,
-                                         worker_init_fn=worker_init)
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch, num_workers=workers)
     iterator = iter(loader)
     next(iterator)
     start = time.perf_counter()
@@ -72,13 +70,16 @@ def breakdown(dataset: 'Got10k', processing: 'PairProcessing', count: int) -> Di
 def run(root: str, split: str, workers: Sequence[int], count: int, runs: int,
         batch: int) -> List[str]:
     """Time every configuration; return the table's lines."""
-    from detrack_model.data import Got10k, PairProcessing, TrackingPairDataset
+    from detrack_model.data import (Got10k, limit_opencv_threads, PairProcessing,
+                                    TrackingPairDataset)
     dataset = Got10k(root, split)
     processing = PairProcessing()
     pairs = TrackingPairDataset([dataset], pairs_per_epoch=max(count, 1), processing=processing)
+    # As a trainer would: one thread per process, the workers give the parallelism.
     torch.set_num_threads(1)
+    limit_opencv_threads()
     lines = [f'dataset: {dataset!r}, {count} pairs per run, median of {runs} runs, '
-             f'torch threads 1 in the main process',
+             'one torch and OpenCV thread per process',
              '', '| workers | pairs/s | ms/pair |', '|--------:|--------:|--------:|']
     for worker_count in workers:
         if worker_count == 0:

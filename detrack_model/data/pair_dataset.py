@@ -8,6 +8,7 @@ the counts, and each reason is logged (throttled) on logger ``detrack_model.data
 """
 
 import logging
+import os
 import time
 from typing import Dict, Optional, Sequence
 
@@ -19,6 +20,9 @@ import torch
 import torch.utils.data
 
 LOGGER = logging.getLogger('detrack_model.data')
+# Tells a DataLoader worker started by 'spawn' (which imported this module itself) from one
+# forked from a process that had imported it already.
+_IMPORTED_IN_PID = os.getpid()
 
 # Fixed keys so that DataLoader's default collate can stack the per-item counts.
 SKIP_REASONS = ('no_visible_frames', 'bad_annotation', 'frame_error', 'invalid_box',
@@ -126,12 +130,29 @@ class TrackingPairDataset(torch.utils.data.Dataset):
         self._last_logged[reason] = now
 
 
+def limit_opencv_threads(threads: int = 0) -> int:
+    """
+    Set OpenCV's thread count in this process (0: no thread pool); return the old count.
+
+    Call it in the training process before a DataLoader starts its workers (pytracking and
+    mmcv do the same): forked workers inherit it, and already run in parallel, so OpenCV's own
+    pool would only oversubscribe the cores. Do not call ``cv2.setNumThreads`` inside a forked
+    worker instead: when the parent has used OpenCV's pool, the child waits forever for pool
+    threads that were not forked with it.
+    """
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(int(threads))
+    return previous
+
+
 def worker_init(worker_id: int) -> None:
     """
-    Keep each DataLoader worker single-threaded.
+    Limit OpenCV to one thread in a DataLoader worker; pass as ``worker_init_fn``.
 
-    Workers already run in parallel; OpenCV's and PyTorch's own thread pools inside each one
-    only oversubscribe the cores. Pass as ``DataLoader(..., worker_init_fn=worker_init)``.
+    Acts only in workers started with ``multiprocessing_context='spawn'`` (or any start
+    method that gives the worker a fresh interpreter). A forked worker is left alone: setting
+    OpenCV's thread count there hangs when the parent has used OpenCV's thread pool, so with
+    fork call :func:`limit_opencv_threads` in the parent before the workers start.
     """
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
+    if os.getpid() == _IMPORTED_IN_PID:
+        cv2.setNumThreads(1)

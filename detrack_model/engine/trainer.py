@@ -93,6 +93,9 @@ class Trainer:
                                             training=False) if recipe.data.val else None
         self.step = 0
         self.skipped = 0
+        # Training wall time of earlier invocations of this run (resumes add theirs).
+        self.previous_wall_s = 0.0
+        self._started = time.perf_counter()
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """Build the optimizer: AdamW, the encoder at its own (lower) learning rate."""
@@ -203,7 +206,8 @@ class Trainer:
         """Collect everything but the weights needed to continue exactly."""
         state = {'step': self.step, 'optimizer': self.optimizer.state_dict(),
                  'scheduler': self.scheduler.state_dict(), 'scaler': self.scaler.state_dict(),
-                 'torch_rng': torch.get_rng_state(), 'skipped': self.skipped}
+                 'torch_rng': torch.get_rng_state(), 'skipped': self.skipped,
+                 'wall_time_s': self.wall_time_s()}
         if self.device.type == 'cuda':
             state['cuda_rng'] = torch.cuda.get_rng_state(self.device)
         return state
@@ -230,9 +234,15 @@ class Trainer:
             torch.cuda.set_rng_state(state['cuda_rng'], self.device)
         self.step = int(state['step'])
         self.skipped = int(state.get('skipped', 0))
+        self.previous_wall_s = float(state.get('wall_time_s', 0.0))
+        self._started = time.perf_counter()
         if self.dist.is_main:
             LOG.info('resumed from %s at step %d', checkpoint, self.step)
         return True
+
+    def wall_time_s(self) -> float:
+        """Return the seconds this run has trained, earlier invocations included."""
+        return self.previous_wall_s + time.perf_counter() - self._started
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -268,7 +278,8 @@ class Trainer:
                         lrs = self.scheduler.get_last_lr()
                         log.log(self.step, {**values, 'epoch': epoch, 'lr': lrs[1],
                                             'lr_encoder': lrs[0], 'pairs_per_s': rate,
-                                            'skipped': self.skipped})
+                                            'skipped': self.skipped,
+                                            'wall_time_s': self.wall_time_s()})
                     if self.step % recipe.checkpoint.every_steps == 0:
                         self.save()
                 if self.val_pairs is not None and self.dist.is_main and log is not None:
@@ -283,7 +294,8 @@ class Trainer:
         bundle = self.output / 'model'
         if self.dist.is_main:
             save_bundle(self.model, bundle,
-                        metadata={'steps': self.step, 'recipe': recipe.to_dict()})
+                        metadata={'steps': self.step, 'recipe': recipe.to_dict(),
+                                  'wall_time_s': round(self.wall_time_s(), 1)})
         distributed.barrier(self.dist)
         return bundle.with_suffix('.safetensors')
 
