@@ -100,23 +100,47 @@ class ModelConfig:
                  'conv_head': ConvHeadConfig}
         for key, part in parts.items():
             if key in data:
-                data[key] = _build(part, data[key], key)
-        config = _build(cls, data, 'model')
+                data[key] = build_dataclass(part, data[key], key)
+        config = build_dataclass(cls, data, 'model')
         if isinstance(config.encoder.ce_layers, list):
             config = replace(config, encoder=replace(
                 config.encoder, ce_layers=tuple(config.encoder.ce_layers)))
         return config
 
 
-def _build(kind, data: Dict[str, Any], where: str):
-    """Instantiate dataclass ``kind`` from ``data``, rejecting unknown keys."""
+def build_dataclass(kind, data: Optional[Dict[str, Any]], where: str):
+    """Build dataclass ``kind`` from ``data``, naming unknown keys and mistyped values."""
+    data = data or {}
     if not isinstance(data, dict):
         raise ValueError(f'{where}: expected a mapping, got {type(data).__name__}')
-    known = {f.name for f in fields(kind)}
-    unknown = sorted(set(data) - known)
+    known = {f.name: f for f in fields(kind)}
+    unknown = sorted(set(data) - set(known))
     if unknown:
         raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
-    return kind(**data)
+    return kind(**{key: _coerce(value, known[key].type, f'{where}: {key}')
+                   for key, value in data.items()})
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """
+    Check a scalar against its field type, converting numbers YAML read as strings.
+
+    PyYAML reads ``1e-3`` (no dot) as a string; a recipe author means a number.
+    """
+    kind = {int: int, float: float, bool: bool, 'int': int, 'float': float,
+            'bool': bool}.get(annotation)
+    if kind is None or value is None:
+        return value
+    if kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif kind is bool and isinstance(value, bool):
+        return value
+    raise ValueError(f'{where}: expected {kind.__name__}, got {value!r}')
 
 
 def validate(config: ModelConfig) -> None:

@@ -193,6 +193,9 @@ def test_recipe_typos_are_named(tmp_path):
                                     'optim': {'epochs': 1, 'learning_rate': 1}}))
     with pytest.raises(ValueError, match=r"optim: unknown keys \['learning_rate'\]"):
         load_recipe(str(path))
+    path.write_text(yaml.safe_dump({'model': {'preset': 'vit_tiny'}, 'loss': {'top_k': 4}}))
+    with pytest.raises(ValueError, match=r"loss: unknown keys \['top_k'\]"):
+        load_recipe(str(path))
 
 
 def test_recipe_numbers_written_without_a_dot_are_numbers(tmp_path):

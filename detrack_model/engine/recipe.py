@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 import pathlib
 from typing import Any, Dict, List, Optional
 
-from detrack_model.config import ModelConfig, preset
+from detrack_model.config import build_dataclass, ModelConfig, preset
+from detrack_model.losses import LossConfig
 import yaml
 
 
@@ -73,47 +74,18 @@ class Recipe:
         return data
 
 
-def _part(kind, data: Optional[Dict[str, Any]], where: str):
-    """Build dataclass ``kind`` from ``data``, naming unknown keys."""
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ValueError(f'{where}: expected a mapping, got {type(data).__name__}')
-    known = {f.name: f for f in fields(kind)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
-    return kind(**{key: _coerce(value, known[key].type, f'{where}: {key}')
-                   for key, value in data.items()})
-
-
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """
-    Check a scalar against its field type, converting numbers YAML read as strings.
-
-    PyYAML reads ``1e-3`` (no dot) as a string; a recipe author means a number.
-    """
-    kind = {int: int, float: float, bool: bool, 'int': int, 'float': float,
-            'bool': bool}.get(annotation)
-    if kind is None or value is None:
-        return value
-    if kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    elif kind is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    elif kind is bool and isinstance(value, bool):
-        return value
-    raise ValueError(f'{where}: expected {kind.__name__}, got {value!r}')
-
-
 def model_from_spec(spec: Dict[str, Any]) -> ModelConfig:
     """Build the model configuration: a full one, or ``preset`` plus overrides."""
     spec = dict(spec)
     if 'preset' in spec:
         return preset(spec.pop('preset'), **spec)
     return ModelConfig.from_dict(spec)
+
+
+def _checked_loss(data: Optional[Dict[str, Any]], where: str) -> Dict[str, Any]:
+    """Validate a loss section against LossConfig now, not when training starts."""
+    build_dataclass(LossConfig, data, where)
+    return dict(data or {})
 
 
 def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
@@ -125,11 +97,11 @@ def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
     if 'model' not in data:
         raise ValueError(f'{where}: a model section is required')
     return Recipe(model=model_from_spec(data['model']),
-                  data=_part(DataRecipe, data.get('data'), f'{where}: data'),
-                  optim=_part(OptimRecipe, data.get('optim'), f'{where}: optim'),
-                  loss=dict(data.get('loss') or {}),
-                  checkpoint=_part(CheckpointRecipe, data.get('checkpoint'),
-                                   f'{where}: checkpoint'),
+                  data=build_dataclass(DataRecipe, data.get('data'), f'{where}: data'),
+                  optim=build_dataclass(OptimRecipe, data.get('optim'), f'{where}: optim'),
+                  loss=_checked_loss(data.get('loss'), f'{where}: loss'),
+                  checkpoint=build_dataclass(CheckpointRecipe, data.get('checkpoint'),
+                                             f'{where}: checkpoint'),
                   pretrained=data.get('pretrained'),
                   output=data.get('output', 'runs/detrack'))
 
