@@ -183,6 +183,14 @@ ENCODERS = {
 }
 
 
+def config_from_spec(spec: Dict[str, Any]) -> ModelConfig:
+    """Build a configuration from a full ``to_dict`` form or ``{'preset': name, **overrides}``."""
+    spec = dict(spec)
+    if 'preset' in spec:
+        return preset(spec.pop('preset'), **spec)
+    return ModelConfig.from_dict(spec)
+
+
 def preset(name: str, **overrides: Any) -> ModelConfig:
     """
     Build the configuration of a named model family.

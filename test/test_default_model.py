@@ -8,7 +8,7 @@ from detrack_model.engine.data import collate_pairs
 from detrack_model.engine.recipe import load_recipe
 from detrack_model.export import load_bundle
 from detrack_model.export.bundle import read_bundle_config
-from detrack_model.modeling.box_ops import box_iou, cxcywh_to_xyxy
+from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -45,7 +45,6 @@ def test_shipped_model_localises_targets_on_unseen_sequences(tmp_path):
     batch = collate_pairs([dict(pairs[i], index=i) for i in range(len(pairs))])
     with torch.no_grad():
         outputs = model(batch['template'], batch['search'])
-    best = outputs['scores'].argmax(1)
-    boxes = outputs['boxes'][torch.arange(len(best)), best]
+    boxes = best_box(outputs['boxes'], outputs['scores'])
     iou = box_iou(cxcywh_to_xyxy(boxes), cxcywh_to_xyxy(batch['search_box']))[0]
     assert iou.mean() > 0.4, f'mean IoU {iou.mean():.3f}'

@@ -4,7 +4,7 @@ import json
 import pathlib
 from typing import Any, Dict
 
-from detrack_model.config import ENCODERS, ModelConfig, preset
+from detrack_model.config import config_from_spec, ENCODERS, ModelConfig, preset
 import torch
 import yaml
 
@@ -27,10 +27,7 @@ def load_model_config(spec: str) -> ModelConfig:
         raise ValueError(f'{path}: expected a mapping at the top level')
     if 'model' in data and isinstance(data['model'], dict):
         data = data['model']
-    if 'preset' in data:
-        overrides = {k: v for k, v in data.items() if k != 'preset'}
-        return preset(data['preset'], **overrides)
-    return ModelConfig.from_dict(data)
+    return config_from_spec(data)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 import pathlib
 from typing import Any, Dict, List, Optional
 
-from detrack_model.config import build_dataclass, ModelConfig, preset
+from detrack_model.config import build_dataclass, config_from_spec, ModelConfig
 from detrack_model.losses import LossConfig
 import yaml
 
@@ -74,14 +74,6 @@ class Recipe:
         return data
 
 
-def model_from_spec(spec: Dict[str, Any]) -> ModelConfig:
-    """Build the model configuration: a full one, or ``preset`` plus overrides."""
-    spec = dict(spec)
-    if 'preset' in spec:
-        return preset(spec.pop('preset'), **spec)
-    return ModelConfig.from_dict(spec)
-
-
 def _checked_loss(data: Optional[Dict[str, Any]], where: str) -> Dict[str, Any]:
     """Validate a loss section against LossConfig now, not when training starts."""
     build_dataclass(LossConfig, data, where)
@@ -96,7 +88,7 @@ def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
         raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
     if 'model' not in data:
         raise ValueError(f'{where}: a model section is required')
-    return Recipe(model=model_from_spec(data['model']),
+    return Recipe(model=config_from_spec(data['model']),
                   data=build_dataclass(DataRecipe, data.get('data'), f'{where}: data'),
                   optim=build_dataclass(OptimRecipe, data.get('optim'), f'{where}: optim'),
                   loss=_checked_loss(data.get('loss'), f'{where}: loss'),

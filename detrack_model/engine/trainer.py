@@ -23,7 +23,7 @@ from detrack_model.engine.recipe import Recipe
 from detrack_model.export.bundle import save_bundle
 from detrack_model.losses import build_criterion, LossConfig
 from detrack_model.modeling import create_model, DETRack
-from detrack_model.modeling.box_ops import box_iou, cxcywh_to_xyxy
+from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
 from detrack_model.modeling.checkpoint import load_pretrained_encoder
 from detrack_model.modeling.detrack import DenoisingQueries
 import torch
@@ -314,8 +314,7 @@ def mean_pair_iou(model: DETRack, pairs, count: int, batch_size: int,
     for start in range(0, len(indices), batch_size):
         batch = collate_pairs([pairs[i] for i in indices[start:start + batch_size]])
         outputs = model(batch['template'].to(device), batch['search'].to(device))
-        best = outputs['scores'].argmax(dim=1)
-        boxes = outputs['boxes'][torch.arange(len(best)), best]
+        boxes = best_box(outputs['boxes'], outputs['scores'])
         iou, _ = box_iou(cxcywh_to_xyxy(boxes.float()),
                          cxcywh_to_xyxy(batch['search_box'].to(device).float()))
         ious.append(iou.cpu())

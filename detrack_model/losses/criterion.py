@@ -17,7 +17,8 @@ from detrack_model.losses.box_loss import box_losses
 from detrack_model.losses.denoising import DenoisingMeta, make_denoising_queries
 from detrack_model.losses.focal import centernet_focal_loss, quality_focal_loss
 from detrack_model.losses.heatmap import gaussian_heatmap
-from detrack_model.modeling.box_ops import box_iou, cxcywh_to_xyxy, generalized_box_iou
+from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
+from detrack_model.modeling.box_ops import generalized_box_iou
 from detrack_model.modeling.detrack import DenoisingQueries
 import torch
 from torch import nn
@@ -76,8 +77,7 @@ def _top1_iou(boxes: torch.Tensor, logits: torch.Tensor, gt: torch.Tensor,
               valid: torch.Tensor) -> torch.Tensor:
     """Mean IoU with the GT of each valid image's highest-scoring box (what tracking uses)."""
     with torch.no_grad():
-        best = logits.argmax(1)
-        pick = boxes.gather(1, best[:, None, None].expand(-1, 1, 4))[:, 0].float()
+        pick = best_box(boxes, logits).float()
         iou = box_iou(cxcywh_to_xyxy(pick), cxcywh_to_xyxy(gt))[0]
         return _masked_mean(iou, valid)
 

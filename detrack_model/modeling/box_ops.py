@@ -21,6 +21,12 @@ def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return torch.log(x.clamp(min=eps) / (1.0 - x).clamp(min=eps))
 
 
+def best_box(boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Pick each image's highest-scoring box: (B, K, 4) boxes, (B, K) scores -> (B, 4)."""
+    best = scores.argmax(dim=1)
+    return boxes.gather(1, best[:, None, None].expand(-1, 1, boxes.shape[-1]))[:, 0]
+
+
 def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7):
     """Element-wise IoU and union of two sets of xyxy boxes of the same shape."""
     area1 = (boxes1[..., 2] - boxes1[..., 0]).clamp(min=0) * \
