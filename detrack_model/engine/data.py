@@ -38,6 +38,12 @@ def materialise(spec: Mapping[str, Any]) -> Dict[str, Any]:
             'ratio': spec.get('ratio', 1.0)}
 
 
+def materialise_all(recipe: Recipe) -> None:
+    """Generate every missing synthetic split a recipe names (training and validation)."""
+    for spec in [*recipe.data.train, *recipe.data.val]:
+        materialise(spec)
+
+
 class IndexedPairs(torch.utils.data.Dataset):
     """A pair dataset whose items also carry their index (the key of their random streams)."""
 

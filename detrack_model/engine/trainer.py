@@ -8,6 +8,7 @@ batch; the global torch RNG (dropout, stochastic depth) is saved with each check
 """
 
 import contextlib
+import gc
 import logging
 import math
 import pathlib
@@ -17,7 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from detrack_model.data import worker_init
 from detrack_model.engine import distributed
 from detrack_model.engine.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
-from detrack_model.engine.data import build_pair_dataset, collate_pairs
+from detrack_model.engine.data import build_pair_dataset, collate_pairs, materialise_all
 from detrack_model.engine.metrics_log import MetricsLog
 from detrack_model.engine.recipe import Recipe
 from detrack_model.export.bundle import save_bundle
@@ -87,6 +88,10 @@ class Trainer:
             self.optimizer, lambda step: 1.0 if step < drop_step else 0.1)
         self.autocast_dtype = self._autocast_dtype()
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.autocast_dtype == torch.float16)
+        # Rank 0 generates missing synthetic splits; the others wait and then read them.
+        if self.dist.is_main:
+            materialise_all(recipe)
+        distributed.barrier(self.dist)
         self.train_pairs = build_pair_dataset(recipe.data.train, recipe, recipe.optim.seed,
                                               training=True)
         self.val_pairs = build_pair_dataset(recipe.data.val, recipe, recipe.optim.seed + 1,
@@ -301,6 +306,10 @@ class Trainer:
 
     def close(self) -> None:
         """Leave the process group."""
+        # The DDP wrapper holds the process group: left alive, the group is destroyed during
+        # interpreter finalisation instead, where gloo aborts the process now and then.
+        self.train_model = self.model
+        gc.collect()
         distributed.shutdown(self.dist)
 
 
