@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / 'requirements'
-REQUIREMENT_FILES = ('ros.txt', 'python.txt', 'torch.txt')
+REQUIREMENT_FILES = ('ros.txt', 'python.txt', 'torch.txt', 'test.txt')
 CONSTRAINTS = REQUIREMENTS / 'constraints.txt'
 STAMP_NAME = '.detrack-setup-stamp'
 # The ROS 2 Kilted wheels on PyPI are built for CPython 3.11 only.
