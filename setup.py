@@ -40,6 +40,8 @@ setup(
     python_requires='>=3.10',
     extras_require={'test': ['pytest']},
     entry_points={'console_scripts': [
+        'detrack-eval = detrack_model.cli.evaluate:main',
+        'detrack-export = detrack_model.cli.export:main',
         'detrack-profile = detrack_model.cli.profiler:main',
         'detrack-synth = detrack_model.cli.synth:main',
         'detrack-train = detrack_model.cli.train:main',

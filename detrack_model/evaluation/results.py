@@ -7,8 +7,12 @@ as well as by :mod:`detrack_model.evaluation.metrics`.
 """
 
 from dataclasses import dataclass
+import os
 from typing import Optional, Tuple
 
+from detrack_model.data.annotations import read_boxes
+from detrack_model.data.sequences import AnnotationError
+from detrack_model.evaluation.sequences import EvalSequence
 import numpy as np
 
 
@@ -30,3 +34,84 @@ class SequenceResult:
     visible: np.ndarray
     times: np.ndarray
     image_size: Optional[Tuple[int, int]] = None
+
+
+def result_files(directory: str, name: str) -> Tuple[str, str]:
+    """Return the box file and the time file of sequence ``name`` under a tracker directory."""
+    sequence_dir = os.path.join(os.fspath(directory), name)
+    return (os.path.join(sequence_dir, f'{name}_001.txt'),
+            os.path.join(sequence_dir, f'{name}_time.txt'))
+
+
+def write_sequence_result(result: SequenceResult, directory: str) -> str:
+    """
+    Write ``result`` into ``directory`` (a tracker's result directory); return the box file.
+
+    ``<directory>/<seq>/<seq>_001.txt`` gets one ``x,y,w,h`` line per frame (``%.4f``,
+    comma-separated, as the GOT-10k toolkit's ``np.savetxt`` writes it, one more decimal) and
+    ``<seq>_time.txt`` one ``%.8f`` line per frame. Boxes that are not finite are written as
+    ``0,0,0,0`` -- no overlap with anything -- because a ``nan`` line would make the official
+    toolkits' averages ``nan``. Each file is written to a temporary name and renamed, times
+    first, so a run killed mid-write never leaves a box file that looks complete.
+    """
+    boxes = np.asarray(result.boxes, dtype=np.float64)
+    times = np.asarray(result.times, dtype=np.float64).reshape(-1)
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) != len(times):
+        raise ValueError(f'{result.name}: boxes {boxes.shape} and times {times.shape} must be '
+                         '(N, 4) and (N,)')
+    boxes = np.where(np.isfinite(boxes).all(axis=1, keepdims=True), boxes, 0.0)
+    box_file, time_file = result_files(directory, result.name)
+    os.makedirs(os.path.dirname(box_file), exist_ok=True)
+    _save_atomic(time_file, times[:, None], '%.8f')
+    _save_atomic(box_file, boxes, '%.4f')
+    return box_file
+
+
+def read_sequence_result(directory: str, sequence: EvalSequence) -> SequenceResult:
+    """
+    Read the result files of ``sequence`` from a tracker's result directory.
+
+    The ground truth, visibility and image size come from ``sequence``. A time file with
+    several comma-separated columns (the toolkit appends one per repetition) gives its first
+    column; a missing time file gives NaN times. A malformed line, or a file whose length
+    differs from the sequence, is an :class:`AnnotationError` naming the file.
+    """
+    box_file, time_file = result_files(directory, sequence.name)
+    if not os.path.isfile(box_file):
+        raise FileNotFoundError(f'result file not found: {box_file}')
+    boxes = read_boxes(box_file)
+    _check_result_length(box_file, len(boxes), len(sequence))
+    if os.path.isfile(time_file):
+        times = _read_times(time_file)
+        _check_result_length(time_file, len(times), len(sequence))
+    else:
+        times = np.full(len(sequence), np.nan)
+    return SequenceResult(name=sequence.name, boxes=boxes, anno=sequence.anno,
+                          visible=sequence.visible, times=times,
+                          image_size=sequence.image_size)
+
+
+def _save_atomic(path: str, values: np.ndarray, fmt: str) -> None:
+    partial = f'{path}.partial'
+    np.savetxt(partial, values, fmt=fmt, delimiter=',')
+    os.replace(partial, path)
+
+
+def _check_result_length(path: str, lines: int, frames: int) -> None:
+    if lines != frames:
+        raise AnnotationError(f'{path}: {lines} lines but the sequence has {frames} frames')
+
+
+def _read_times(path: str) -> np.ndarray:
+    with open(path, 'r', encoding='utf-8') as handle:
+        lines = handle.read().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    times = np.empty(len(lines), dtype=np.float64)
+    for number, line in enumerate(lines):
+        try:
+            times[number] = float(line.split(',', 1)[0])
+        except ValueError:
+            raise AnnotationError(f'{path}:{number + 1}: expected seconds as a number, got '
+                                  f'{line.strip()!r}') from None
+    return times

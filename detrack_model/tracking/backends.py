@@ -51,13 +51,13 @@ class TorchBackend:
 
     Input tensors are allocated once; each frame's crop is copied into them (through pinned
     host memory on a GPU, so the copy is asynchronous). ``fp16`` runs the network in half
-    precision (GPU only); ``compile`` wraps it in ``torch.compile`` (first frames are slow
+    precision (GPU only); ``torch_compile`` wraps it in ``torch.compile`` (first frames are slow
     while it compiles).
     """
 
     def __init__(self, model: DETRack, device: torch.device, num_layers: Optional[int] = None,
                  candidate_elimination: bool = True, fp16: bool = False,
-                 compile: bool = False) -> None:
+                 torch_compile: bool = False) -> None:
         if fp16 and device.type != 'cuda':
             raise ValueError('fp16 needs a CUDA device; use fp16=False on the CPU')
         config = model.config
@@ -69,7 +69,7 @@ class TorchBackend:
                                        candidate_elimination)
         if fp16:
             self.network.half()
-        self._run = torch.compile(self.network) if compile else self.network
+        self._run = torch.compile(self.network) if torch_compile else self.network
         pin = device.type == 'cuda'
         self._host_template = torch.zeros((1, self.template_size, self.template_size, 3),
                                           dtype=torch.uint8, pin_memory=pin)
@@ -77,6 +77,18 @@ class TorchBackend:
                                         dtype=torch.uint8, pin_memory=pin)
         self._template = torch.zeros_like(self._host_template, device=device)
         self._search = torch.zeros_like(self._host_search, device=device)
+
+    @property
+    def decoder_layers(self) -> Optional[int]:
+        """Return the number of decoder layers run (None = all)."""
+        return self.network.num_layers
+
+    def set_decoder_layers(self, num_layers: Optional[int]) -> None:
+        """Run the first ``num_layers`` decoder layers from the next frame on (None = all)."""
+        total = self.network.model.config.decoder.layers
+        if num_layers is not None and not 1 <= num_layers <= total:
+            raise ValueError(f'decoder layers must be in 1..{total}, got {num_layers}')
+        self.network.num_layers = num_layers
 
     def set_template(self, crop: np.ndarray) -> None:
         """Copy the template crop to the device (kept until the next call)."""

@@ -1,0 +1,236 @@
+"""
+The single-object tracker: template at initialisation, one search crop per frame.
+
+Per frame: a square search crop of ``search_factor * sqrt(w h)`` around the last state
+(mean-colour padding where it leaves the frame) is resized to the network's search size; the
+network returns K candidate boxes with scores and their search-grid cells; each score is
+multiplied by a Hanning window over the grid (the paper's test-time prior against jumps,
+OSTrack convention); the best candidate is mapped back to the image and clipped to the frame
+with a margin.
+
+Lost state: when the best raw score stays under ``score_threshold`` for ``lost_patience``
+frames in a row, the tracker reports ``lost``, stops moving its state (the last confident
+box) and searches a wider area (``lost_search_factor``) until a score above the threshold
+brings it back.
+"""
+
+from dataclasses import dataclass, replace
+import logging
+import math
+from typing import Optional, Sequence, Tuple
+
+import cv2
+from detrack_model.data.crops import (covers_only_image, CropTransform, mean_colour,
+                                      search_transform)
+from detrack_model.tracking.backends import Backend
+from detrack_model.tracking.window import hann_window
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class TrackerConfig:
+    """Test-time settings of the tracker (the network's own sizes come from its config)."""
+
+    template_factor: float = 2.0
+    search_factor: float = 4.0
+    # Searched while lost; the crop keeps its pixel size, so the view gets coarser.
+    lost_search_factor: float = 6.0
+    score_threshold: float = 0.25
+    lost_patience: int = 5
+    hanning: bool = True
+    # Pixels of the box kept inside the frame (OSTrack's clip_box margin).
+    clip_margin: float = 10.0
+    min_size: float = 2.0
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot work."""
+        if not (self.template_factor > 0 and self.search_factor > 0
+                and self.lost_search_factor >= self.search_factor):
+            raise ValueError('crop factors must be positive and lost_search_factor >= '
+                             f'search_factor, got {self.template_factor}, '
+                             f'{self.search_factor}, {self.lost_search_factor}')
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f'score_threshold must be in [0, 1], got {self.score_threshold}')
+        if self.lost_patience < 1:
+            raise ValueError(f'lost_patience must be at least 1, got {self.lost_patience}')
+        if self.clip_margin < 0 or self.min_size <= 0:
+            raise ValueError('clip_margin must be >= 0 and min_size > 0')
+
+
+class Tracker:
+    """
+    Track one target through a stream of frames.
+
+    ``initialize(frame, box_xywh)`` then ``track(frame) -> (box_xywh, score)`` for every
+    following frame. Frames are (H, W) grayscale, (H, W, 1), (H, W, 3) RGB (or BGR with
+    ``bgr=True``) or (H, W, 4) RGBA, uint8, of any size; sizes may change between frames.
+    ``lost`` tells whether the target is considered lost.
+    """
+
+    def __init__(self, backend: Backend, config: Optional[TrackerConfig] = None) -> None:
+        self.backend = backend
+        self.config = config or TrackerConfig()
+        grid = backend.grid
+        self._window = hann_window(grid).ravel()
+        self._flat = np.ones(grid * grid, dtype=np.float32)
+        self._template = np.zeros((backend.template_size, backend.template_size, 3), np.uint8)
+        self._search = np.zeros((backend.search_size, backend.search_size, 3), np.uint8)
+        self._scratch = np.zeros_like(self._search)
+        self._gray = np.zeros(self._search.shape[:2], np.uint8)
+        self.state: Optional[np.ndarray] = None
+        # The image region the last search crop covered (for overlays and diagnostics).
+        self.search_region: Optional[CropTransform] = None
+        self.score = 0.0
+        self.lost = False
+        self.frames_below = 0
+        self.frame_index = 0
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def initialized(self) -> bool:
+        """Tell whether a target has been given."""
+        return self.state is not None
+
+    def update_config(self, **changes) -> None:
+        """Change test-time settings between frames (validated; the state is kept)."""
+        self.config = replace(self.config, **changes)
+
+    def initialize(self, frame: np.ndarray, box_xywh: Sequence[float], bgr: bool = False) -> None:
+        """Start tracking the target in ``box_xywh`` (pixels, x, y, w, h) of ``frame``."""
+        image = _as_image(frame)
+        box = _check_box(box_xywh, image.shape)
+        transform = search_transform(box, self.config.template_factor, self.backend.template_size)
+        self._crop(image, transform, self._template, bgr)
+        self.backend.set_template(self._template)
+        self.state = box
+        self.score = 1.0
+        self.lost = False
+        self.frames_below = 0
+        self.frame_index = 0
+
+    def track(self, frame: np.ndarray, bgr: bool = False) -> Tuple[np.ndarray, float]:
+        """Locate the target in ``frame``; return its box x, y, w, h and the network's score."""
+        if self.state is None:
+            raise RuntimeError('track() called before initialize()')
+        image = _as_image(frame)
+        config = self.config
+        factor = config.lost_search_factor if self.lost else config.search_factor
+        transform = search_transform(self.state, factor, self.backend.search_size)
+        self.search_region = transform
+        self._crop(image, transform, self._search, bgr)
+        boxes, scores, cells = self.backend.infer(self._search)
+        window = self._window if config.hanning else self._flat
+        best = int(np.argmax(scores * window[cells]))
+        score = float(scores[best])
+        size = self.backend.search_size
+        cx, cy, w, h = (float(v) * size for v in boxes[best])
+        box = transform.box_to_image(np.array([cx - 0.5 * w, cy - 0.5 * h, w, h]))
+        box = clip_box(box, image.shape[1], image.shape[0], config.clip_margin, config.min_size)
+        self._update_state(box, score)
+        self.frame_index += 1
+        return box, score
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _update_state(self, box: np.ndarray, score: float) -> None:
+        """Follow the prediction unless lost; count low-score frames."""
+        config = self.config
+        self.score = score
+        if score >= config.score_threshold:
+            if self.lost:
+                LOG.info('target recovered at frame %d (score %.2f)', self.frame_index + 1,
+                         score)
+            self.frames_below = 0
+            self.lost = False
+            self.state = box
+            return
+        self.frames_below += 1
+        if not self.lost and self.frames_below >= config.lost_patience:
+            self.lost = True
+            LOG.info('target lost at frame %d (score under %.2f for %d frames)',
+                     self.frame_index + 1, config.score_threshold, self.frames_below)
+        if not self.lost:
+            # Short dips (blur, partial occlusion) are normal: keep following until lost.
+            self.state = box
+
+    def _crop(self, image: np.ndarray, transform: CropTransform, out: np.ndarray,
+              bgr: bool) -> None:
+        """Warp the region of ``transform`` into ``out`` (RGB), padding with the mean colour."""
+        size = out.shape[0]
+        inside = covers_only_image(transform, image.shape)
+        gray = image.ndim == 2
+        if inside:
+            border = (0.0, 0.0, 0.0)
+        else:
+            border = tuple(float(v) for v in mean_colour(image)) * (3 if gray else 1)
+        if gray:
+            same = size == self._gray.shape[0]
+            target = self._gray if same else np.empty((size, size), np.uint8)
+            cv2.warpAffine(image, transform.matrix, (size, size), dst=target,
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=border)
+            out[...] = target[..., None]
+            return
+        target = self._scratch if (bgr and out is self._search) else out
+        if bgr and target is out:
+            target = np.empty_like(out)
+        cv2.warpAffine(image, transform.matrix, (size, size), dst=target,
+                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                       borderValue=border)
+        if bgr:
+            cv2.cvtColor(target, cv2.COLOR_BGR2RGB, dst=out)
+
+
+def clip_box(box: np.ndarray, width: int, height: int, margin: float = 10.0,
+             min_size: float = 2.0) -> np.ndarray:
+    """
+    Clip an x, y, w, h box to the frame, keeping at least ``margin`` pixels of it inside.
+
+    A box that drifts off the frame stays partly in view (OSTrack's convention), so the next
+    search crop still sees the border region the target left through.
+    """
+    margin_x, margin_y = min(margin, 0.5 * width), min(margin, 0.5 * height)
+    x1, y1 = box[0], box[1]
+    x2, y2 = box[0] + box[2], box[1] + box[3]
+    x1 = min(max(0.0, x1), width - margin_x)
+    x2 = min(max(margin_x, x2), float(width))
+    y1 = min(max(0.0, y1), height - margin_y)
+    y2 = min(max(margin_y, y2), float(height))
+    return np.array([x1, y1, max(min_size, x2 - x1), max(min_size, y2 - y1)])
+
+
+def _as_image(frame: np.ndarray) -> np.ndarray:
+    """Check a frame and return it as (H, W) gray or (H, W, 3) colour, uint8."""
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(f'frame must be a NumPy array, got {type(frame).__name__}')
+    if frame.dtype != np.uint8:
+        raise ValueError(f'frame must be uint8, got {frame.dtype}')
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[..., 0]
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
+        raise ValueError(f'frame must be HxW, HxWx1, HxWx3 or HxWx4, got shape {frame.shape}')
+    if frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise ValueError(f'frame is empty: shape {frame.shape}')
+    if not (frame.flags.c_contiguous or frame.ndim == 2 and frame.strides[1] == 1):
+        frame = np.ascontiguousarray(frame)
+    return frame
+
+
+def _check_box(box_xywh: Sequence[float], shape: Sequence[int]) -> np.ndarray:
+    """Return the initial box as float64 after checking it is usable in a frame of ``shape``."""
+    box = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise ValueError(f'initial box must be 4 finite numbers x, y, w, h, got {box_xywh}')
+    if box[2] <= 0 or box[3] <= 0:
+        raise ValueError(f'initial box must have positive width and height, got {box_xywh}')
+    height, width = shape[0], shape[1]
+    if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+        raise ValueError(f'initial box {box.tolist()} lies outside the {width}x{height} frame')
+    if not math.isfinite(box[2] * box[3]):
+        raise ValueError(f'initial box is too large: {box_xywh}')
+    return box

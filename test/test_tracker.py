@@ -1,0 +1,331 @@
+"""
+The tracking runtime: crops, Hanning window, box mapping, lost state, knobs, bundle errors.
+
+The geometry is checked with a scripted backend whose answer is known in crop coordinates;
+everything else runs the shipped model itself on synthetic sequences.
+"""
+
+import pathlib
+
+from detrack_model.data.synthetic import generate_dataset
+from detrack_model.evaluation import evaluate
+from detrack_model.evaluation.runner import run_sequence
+from detrack_model.evaluation.sequences import load_benchmark
+from detrack_model.export import BundleError, load_bundle, save_bundle
+from detrack_model.modeling import create_model
+from detrack_model.tracking import (build_tracker, clip_box, hann_window, RuntimeConfig,
+                                    TorchBackend, Tracker, TrackerConfig, TrackingNetwork)
+import numpy as np
+import pytest
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MODEL = ROOT / 'models' / 'detrack_tiny_synth'
+
+
+class ScriptedBackend:
+    """A backend that answers fixed candidates and records the crops it was given."""
+
+    template_size, search_size, grid, name = 32, 64, 4, 'scripted'
+
+    def __init__(self, boxes, scores, cells):
+        self.answer = (np.asarray(boxes, np.float32), np.asarray(scores, np.float32),
+                       np.asarray(cells, np.int64))
+        self.templates, self.searches = [], []
+
+    def set_template(self, crop):
+        self.templates.append(crop.copy())
+
+    def infer(self, crop):
+        self.searches.append(crop.copy())
+        return self.answer
+
+    def release(self):
+        pass
+
+
+@pytest.fixture(scope='module')
+def sequences(tmp_path_factory):
+    """Four generated sequences the shipped model never saw (seed 11)."""
+    root = tmp_path_factory.mktemp('tracking')
+    generate_dataset(str(root), 'val', 4, 40, size=(320, 240), seed=11)
+    return load_benchmark('got10k', str(root), split='val')
+
+
+@pytest.fixture(scope='module')
+def model():
+    """Load the shipped default model once."""
+    return load_bundle(MODEL)
+
+
+def test_hann_window_matches_the_ostrack_formula():
+    """0.5 (1 - cos(2 pi k / (n + 1))), k = 1..n, outer product; peak at the centre."""
+    window = hann_window(5)
+    k = np.arange(1, 6)
+    line = 0.5 * (1 - np.cos(2 * np.pi * k / 6))
+    np.testing.assert_allclose(window, np.outer(line, line), rtol=1e-6)
+    assert window.min() > 0 and window[2, 2] == window.max()
+    with pytest.raises(ValueError):
+        hann_window(0)
+
+
+def test_box_maps_back_to_image_coordinates():
+    """A candidate at the crop centre with a quarter of the crop's side is the same box."""
+    # Search region side = 4 * sqrt(40 * 40) = 160 image px; a box 0.25 of the crop = 40 px.
+    backend = ScriptedBackend([[0.5, 0.5, 0.25, 0.25], [0.1, 0.1, 0.1, 0.1]], [0.9, 0.95],
+                              [5, 0])
+    tracker = Tracker(backend)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    tracker.initialize(frame, (300, 200, 40, 40))
+    box, score = tracker.track(frame)
+    # The corner candidate scores higher but the window (weight ~0.14 vs ~0.56) rejects it.
+    np.testing.assert_allclose(box, (300, 200, 40, 40), atol=1e-6)
+    assert score == pytest.approx(0.9)
+    tracker.update_config(hanning=False)
+    box, score = tracker.track(frame)
+    assert score == pytest.approx(0.95)
+    # Region corner = box centre - 80 px; the candidate centre is 16 px inside it.
+    np.testing.assert_allclose(box, (320 - 80 + 16 - 8, 220 - 80 + 16 - 8, 16, 16), atol=1e-6)
+
+
+def test_crops_are_rgb_for_gray_bgr_and_rgba_frames():
+    """The crop the network sees is the same whatever layout the frame arrives in."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    backend = ScriptedBackend([[0.5, 0.5, 0.25, 0.25]], [0.9], [5])
+    tracker = Tracker(backend)
+    box = (60, 40, 20, 20)
+    tracker.initialize(rgb, box)
+    tracker.initialize(np.ascontiguousarray(rgb[..., ::-1]), box, bgr=True)
+    rgba = np.concatenate([rgb, np.full((120, 160, 1), 255, np.uint8)], axis=2)
+    tracker.initialize(rgba, box)
+    np.testing.assert_array_equal(backend.templates[0], backend.templates[1])
+    np.testing.assert_array_equal(backend.templates[0], backend.templates[2])
+    gray = rgb[..., 1].copy()
+    for frame in (gray, gray[..., None]):
+        tracker.initialize(frame, box)
+        crop = backend.templates[-1]
+        assert crop.shape == (32, 32, 3)
+        np.testing.assert_array_equal(crop[..., 0], crop[..., 2])
+    tracker.track(rgb)
+    assert backend.searches[-1].shape == (64, 64, 3)
+
+
+def test_crop_outside_the_frame_is_padded_with_the_mean_colour():
+    """A target at the corner: the part of the search crop off the frame is the mean colour."""
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[..., 0] = 200
+    frame[..., 2] = 50
+    backend = ScriptedBackend([[0.5, 0.5, 0.25, 0.25]], [0.9], [5])
+    tracker = Tracker(backend)
+    tracker.initialize(frame, (0, 0, 20, 20))
+    tracker.track(frame)
+    corner = backend.searches[-1][0, 0]
+    np.testing.assert_array_equal(corner, (200, 0, 50))
+
+
+def test_clip_box_keeps_a_margin_inside_the_frame():
+    """Boxes leaving the frame keep ``margin`` pixels inside; sizes stay positive."""
+    np.testing.assert_allclose(clip_box(np.array([-50.0, -50, 40, 40]), 200, 100),
+                               (0, 0, 10, 10))
+    np.testing.assert_allclose(clip_box(np.array([195.0, 95, 40, 40]), 200, 100),
+                               (190, 90, 10, 10))
+    np.testing.assert_allclose(clip_box(np.array([10.0, 10, 20, 30]), 200, 100),
+                               (10, 10, 20, 30))
+    assert clip_box(np.array([50.0, 50, 0, 0]), 200, 100)[2:].min() >= 2.0
+
+
+def test_lost_after_patience_and_recovery():
+    """Low scores for N frames -> lost, wider search, frozen state; a high score recovers."""
+    backend = ScriptedBackend([[0.6, 0.5, 0.25, 0.25]], [0.1], [5])
+    tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, lost_patience=3))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    tracker.initialize(frame, (300, 200, 40, 40))
+    for _ in range(2):
+        tracker.track(frame)
+        assert not tracker.lost
+        side = backend.search_size / tracker.search_region.scale
+        assert side == pytest.approx(4.0 * np.sqrt(tracker.state[2] * tracker.state[3]),
+                                     rel=0.3)
+    moved = tracker.state.copy()
+    assert moved[0] > 300
+    tracker.track(frame)
+    assert tracker.lost and tracker.frames_below == 3
+    frozen = tracker.state.copy()
+    for _ in range(3):
+        tracker.track(frame)
+    np.testing.assert_array_equal(tracker.state, frozen)
+    # While lost the search region is 6x the box's sqrt(w h) instead of 4x.
+    side = backend.search_size / tracker.search_region.scale
+    assert side == pytest.approx(6.0 * np.sqrt(frozen[2] * frozen[3]))
+    backend.answer = (backend.answer[0], np.array([0.8], np.float32), backend.answer[2])
+    box, score = tracker.track(frame)
+    assert not tracker.lost and score == pytest.approx(0.8)
+    assert tracker.state[0] != frozen[0]
+
+
+def test_bad_inputs_give_clear_errors():
+    """Wrong frames and boxes are rejected with messages that say what is wrong."""
+    tracker = Tracker(ScriptedBackend([[0.5, 0.5, 0.2, 0.2]], [0.9], [0]))
+    frame = np.zeros((50, 60, 3), np.uint8)
+    with pytest.raises(RuntimeError, match='before initialize'):
+        tracker.track(frame)
+    with pytest.raises(ValueError, match='uint8'):
+        tracker.initialize(frame.astype(np.float32), (1, 1, 5, 5))
+    with pytest.raises(ValueError, match='shape'):
+        tracker.initialize(np.zeros((50, 60, 2), np.uint8), (1, 1, 5, 5))
+    with pytest.raises(ValueError, match='positive width'):
+        tracker.initialize(frame, (1, 1, 0, 5))
+    with pytest.raises(ValueError, match='finite'):
+        tracker.initialize(frame, (1, np.nan, 5, 5))
+    with pytest.raises(ValueError, match='outside'):
+        tracker.initialize(frame, (100, 10, 5, 5))
+    with pytest.raises(TypeError):
+        tracker.initialize([[0]], (1, 1, 5, 5))
+    with pytest.raises(ValueError, match='lost_search_factor'):
+        TrackerConfig(search_factor=4.0, lost_search_factor=3.0)
+    # A box partly outside the frame is fine: the target may be entering the view.
+    tracker.initialize(frame, (-5, -5, 20, 20))
+
+
+def test_frames_may_change_size_and_the_target_may_leave(model):
+    """Tracking through frames of changing size, with the box pushed off the frame, never fails."""
+    tracker = Tracker(TorchBackend(model, torch.device('cpu')))
+    rng = np.random.default_rng(1)
+    tracker.initialize(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (280, 200, 40, 40))
+    for height, width in ((240, 320), (100, 90), (480, 640), (17, 23)):
+        box, score = tracker.track(rng.integers(0, 255, (height, width), dtype=np.uint8))
+        assert np.isfinite(box).all() and 0.0 <= score <= 1.0
+        assert box[0] <= width and box[1] <= height and box[2] > 0 and box[3] > 0
+
+
+def test_backend_matches_the_model_forward(model):
+    """The backend's candidates are the network's own outputs on the normalised crops."""
+    backend = TorchBackend(model, torch.device('cpu'), num_layers=1)
+    rng = np.random.default_rng(2)
+    template = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    search = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    backend.set_template(template)
+    boxes, scores, cells = backend.infer(search)
+    network = TrackingNetwork(model, num_layers=1)
+    with torch.no_grad():
+        outputs = model(network.normalise(torch.from_numpy(template)[None]),
+                        network.normalise(torch.from_numpy(search)[None]), num_layers=1)
+    np.testing.assert_allclose(boxes, outputs['boxes'][0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores, outputs['scores'][0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(cells, outputs['query_index'][0].numpy())
+    backend.set_decoder_layers(2)
+    assert not np.allclose(backend.infer(search)[0], boxes)
+    with pytest.raises(ValueError, match='1..2'):
+        backend.set_decoder_layers(3)
+
+
+def test_conv_head_candidates_cover_the_whole_grid():
+    """For the OSTrack head every cell is a candidate and its argmax box is the head's own."""
+    model = create_model('vit_tiny', head='conv', template_size=64, search_size=128,
+                         encoder={'depth': 2, 'ce_layers': [1]}).eval()
+    network = TrackingNetwork(model)
+    rng = np.random.default_rng(3)
+    template = torch.from_numpy(rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8))
+    search = torch.from_numpy(rng.integers(0, 255, (1, 128, 128, 3), dtype=np.uint8))
+    with torch.no_grad():
+        boxes, scores, cells = network(template, search)
+        own = model(network.normalise(template), network.normalise(search))
+    assert boxes.shape == (1, 64, 4) and cells.tolist() == [list(range(64))]
+    best = int(scores[0].argmax())
+    torch.testing.assert_close(boxes[0, best], own['boxes'][0, 0])
+
+
+def test_shipped_model_tracks_synthetic_sequences(sequences):
+    """The default model follows the target: AO well above a tracker that never moves."""
+    tracker = build_tracker(MODEL, RuntimeConfig(device='cpu'))
+    results = [run_sequence(tracker, sequence) for sequence in sequences]
+    scores = evaluate(results, 'got10k')
+
+    class Static:
+
+        def initialize(self, frame, box):
+            self.box = np.asarray(box, float)
+
+        def track(self, frame):
+            return self.box, 1.0
+
+    static = evaluate([run_sequence(Static(), s) for s in sequences], 'got10k')
+    assert scores.ao > static.ao + 0.05, (scores.ao, static.ao)
+    assert scores.sr50 > 0.2
+
+
+def test_decoder_layers_and_elimination_knobs_change_the_network(model, sequences):
+    """Fewer decoder layers and no candidate elimination run and give different boxes."""
+    frame = load_frame(sequences[0], 0)
+    box = sequences[0].anno[0]
+    answers = []
+    for runtime in (RuntimeConfig(device='cpu'), RuntimeConfig(device='cpu', decoder_layers=1),
+                    RuntimeConfig(device='cpu', candidate_elimination=False)):
+        tracker = build_tracker(MODEL, runtime)
+        tracker.initialize(frame, box)
+        answers.append(tracker.track(load_frame(sequences[0], 1))[0])
+    assert not np.allclose(answers[0], answers[1])
+    assert all(np.isfinite(a).all() for a in answers)
+
+
+def load_frame(sequence, index):
+    """Read frame ``index`` of an evaluation sequence as RGB."""
+    from detrack_model.data.sequences import read_rgb
+    return read_rgb(sequence.frames[index])
+
+
+def test_bundle_errors_name_the_file(tmp_path, model):
+    """A missing, corrupt or mismatched bundle is a BundleError naming the file."""
+    with pytest.raises(BundleError, match='not found'):
+        build_tracker(tmp_path / 'missing', RuntimeConfig(device='cpu'))
+    stem = tmp_path / 'copy'
+    save_bundle(model, stem)
+    (tmp_path / 'copy.safetensors').write_bytes(b'garbage' * 10)
+    with pytest.raises(BundleError, match='copy.safetensors'):
+        build_tracker(stem, RuntimeConfig(device='cpu'))
+    other = create_model('vit_tiny', template_size=64, search_size=128,
+                         encoder={'depth': 2, 'ce_layers': [1]},
+                         decoder={'layers': 1, 'num_queries': 8})
+    save_bundle(other, stem)
+    config = (tmp_path / 'copy.yaml').read_text()
+    save_bundle(model, stem)
+    (tmp_path / 'copy.yaml').write_text(config)
+    with pytest.raises(BundleError, match='does not match'):
+        build_tracker(stem, RuntimeConfig(device='cpu'))
+
+
+def test_runtime_config_errors():
+    """Unknown backends, fp16 on CPU and ONNX files on the torch backend are refused."""
+    with pytest.raises(ValueError, match='unknown backend'):
+        RuntimeConfig(backend='tensorrt')
+    with pytest.raises(ValueError, match='onnxruntime'):
+        build_tracker('model.onnx', RuntimeConfig(device='cpu'))
+    with pytest.raises(ValueError, match='fp16'):
+        TorchBackend(create_model('vit_tiny', encoder={'depth': 1, 'ce_layers': []}),
+                     torch.device('cpu'), fp16=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_fp16_on_gpu_matches_fp32(model, sequences):
+    """Half precision on a GPU gives nearly the float32 boxes."""
+    frame, box = load_frame(sequences[0], 0), sequences[0].anno[0]
+    answers = []
+    for fp16 in (False, True):
+        tracker = build_tracker(MODEL, RuntimeConfig(device='cuda', fp16=fp16))
+        tracker.initialize(frame, box)
+        answers.append(tracker.track(load_frame(sequences[0], 1))[0])
+    np.testing.assert_allclose(answers[0], answers[1], rtol=0.02, atol=1.0)
+
+
+def test_torch_compile_runs_and_agrees(model):
+    """The optional torch.compile path gives the eager boxes."""
+    rng = np.random.default_rng(4)
+    template = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    search = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    eager = TorchBackend(model, torch.device('cpu'))
+    compiled = TorchBackend(model, torch.device('cpu'), torch_compile=True)
+    for backend in (eager, compiled):
+        backend.set_template(template)
+    np.testing.assert_allclose(compiled.infer(search)[0], eager.infer(search)[0], rtol=1e-4,
+                               atol=1e-5)
