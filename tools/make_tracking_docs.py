@@ -104,8 +104,8 @@ def page(scores: Dict[str, Scores], latency: Dict[str, float], count: int, frame
     best = max((s for n, s in scores.items() if n.startswith('detrack')), key=lambda s: s.ao)
     best_name = next(n for n, s in scores.items() if s is best)
     verdict = (f'The best DETRack configuration here ({best_name}) reaches AO {best.ao:.3f} '
-               f'against CSRT\'s {csrt.ao:.3f} ({best.ao - csrt.ao:+.3f}) at '
-               f'{best.fps / csrt.fps:.1f}x CSRT\'s frame rate.')
+               f"against CSRT's {csrt.ao:.3f} ({best.ao - csrt.ao:+.3f}) at "
+               f"{best.fps / csrt.fps:.1f}x CSRT's frame rate.")
     lines = [
         '# Tracking accuracy and speed',
         '',
@@ -122,7 +122,7 @@ def page(scores: Dict[str, Scores], latency: Dict[str, float], count: int, frame
         f'**Model**: `{model.relative_to(ROOT) if model.is_relative_to(ROOT) else model}` '
         f'(its decoder has {layers} layers, so depths 1..{layers} are shown). '
         'Protocol: GOT-10k (first frame excluded, visible frames only, IoU on boxes clipped '
-        'to the frame, AO pooled over all frames). FPS is the toolkit\'s mean of per-frame '
+        "to the frame, AO pooled over all frames). FPS is the toolkit's mean of per-frame "
         'rates, the tracker call only (frame decoding excluded), batch 1, on the CPU.',
         '',
         comparison_table(scores, 'got10k'),
