@@ -329,3 +329,20 @@ def test_torch_compile_runs_and_agrees(model):
         backend.set_template(template)
     np.testing.assert_allclose(compiled.infer(search)[0], eager.infer(search)[0], rtol=1e-4,
                                atol=1e-5)
+
+
+def test_padded_rows_are_tracked_without_a_copy():
+    """A frame viewed from a buffer with padded rows gives the same crop as a packed one."""
+    rng = np.random.default_rng(5)
+    packed = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    buffer = np.zeros((60, 80 * 3 + 16), np.uint8)
+    buffer[:, :240] = packed.reshape(60, 240)
+    padded = buffer[:, :240].reshape(60, 80, 3)
+    assert not padded.flags.c_contiguous
+    backend = ScriptedBackend([[0.5, 0.5, 0.25, 0.25]], [0.9], [5])
+    tracker = Tracker(backend)
+    for frame in (packed, padded):
+        tracker.initialize(frame, (30, 20, 15, 15))
+        tracker.track(frame)
+    np.testing.assert_array_equal(backend.templates[0], backend.templates[1])
+    np.testing.assert_array_equal(backend.searches[0], backend.searches[1])

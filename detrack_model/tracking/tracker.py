@@ -216,7 +216,9 @@ def _as_image(frame: np.ndarray) -> np.ndarray:
         raise ValueError(f'frame must be HxW, HxWx1, HxWx3 or HxWx4, got shape {frame.shape}')
     if frame.shape[0] < 1 or frame.shape[1] < 1:
         raise ValueError(f'frame is empty: shape {frame.shape}')
-    if not (frame.flags.c_contiguous or frame.ndim == 2 and frame.strides[1] == 1):
+    # Padded rows (a ROS image's step) are fine for OpenCV; only pixels must be packed.
+    packed = frame.strides[-1] == 1 and (frame.ndim == 2 or frame.strides[1] == 3)
+    if not packed:
         frame = np.ascontiguousarray(frame)
     return frame
 
