@@ -101,9 +101,10 @@ def build_factory(kind: str, options: Dict[str, str]) -> Tuple[str, Callable[[],
         decoder_layers=int(options['layers']) if 'layers' in options else None,
         candidate_elimination=_flag(options, 'ce', True),
         threads=int(options['threads']) if 'threads' in options else None)
-    config = TrackerConfig(hanning=_flag(options, 'hanning', True))
+    settings = {'hanning': _flag(options, 'hanning', True)}
     if 'threshold' in options:
-        config = TrackerConfig(hanning=config.hanning, score_threshold=float(options['threshold']))
+        settings['score_threshold'] = float(options['threshold'])
+    config = TrackerConfig(**settings)
     tracker = build_tracker(options.get('model') or default_model_path(), runtime, config)
     # One network serves every sequence: initialize() resets all per-target state.
     return detrack_name(options), lambda: tracker
