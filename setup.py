@@ -28,6 +28,7 @@ setup(
         (SHARE, ['package.xml']),
         shared('launch', '*.launch.py'),
         shared('config', '*.yaml'),
+        shared('config', '*.xml'),
         shared('training', '*.yaml'),
         shared('models', '*'),
     ],
@@ -45,5 +46,7 @@ setup(
         'detrack-profile = detrack_model.cli.profiler:main',
         'detrack-synth = detrack_model.cli.synth:main',
         'detrack-train = detrack_model.cli.train:main',
+        'select_target = detrack_ros.select_target:main',
+        'tracker_node = detrack_ros.tracker_node:main',
     ]},
 )

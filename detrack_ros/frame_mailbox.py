@@ -9,7 +9,9 @@ a frame that is replaced before it was taken is counted as dropped, never queued
 import collections
 import threading
 import time
-from typing import Deque, Generic, Optional, TypeVar
+from typing import Deque, Generic, Optional, Tuple, TypeVar
+
+import numpy as np
 
 Item = TypeVar('Item')
 
@@ -84,3 +86,31 @@ class RateMeter:
     def _expire(self, now: float) -> None:
         while self._stamps and self._stamps[0] < now - self.window_s:
             self._stamps.popleft()
+
+
+class RecentValues:
+    """The last ``size`` values of a measurement (latency, model time) and their percentiles."""
+
+    def __init__(self, size: int = 300) -> None:
+        if size < 1:
+            raise ValueError(f'size must be at least 1, got {size}')
+        self._values: Deque[float] = collections.deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, value: float) -> None:
+        """Record one value; the oldest falls out once ``size`` are held."""
+        with self._lock:
+            self._values.append(value)
+
+    def clear(self) -> None:
+        """Forget every value."""
+        with self._lock:
+            self._values.clear()
+
+    def percentiles(self, *quantiles: float) -> Optional[Tuple[float, ...]]:
+        """Return the held values at the given quantiles (0..100), or None when empty."""
+        with self._lock:
+            if not self._values:
+                return None
+            values = np.fromiter(self._values, np.float64, len(self._values))
+        return tuple(float(v) for v in np.percentile(values, quantiles))

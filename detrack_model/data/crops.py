@@ -40,6 +40,11 @@ class CropTransform:
         return np.array([[s, 0.0, s * (0.5 - x0) - 0.5],
                          [0.0, s, s * (0.5 - y0) - 0.5]], dtype=np.float64)
 
+    def image_region(self) -> Tuple[float, float, float, float]:
+        """Return the image area the crop covers as x, y, w, h (a square)."""
+        side = self.size / self.scale
+        return (float(self.offset[0]), float(self.offset[1]), side, side)
+
     def points_to_crop(self, points: np.ndarray) -> np.ndarray:
         """Map (..., 2) image points to crop pixels."""
         return (np.asarray(points, dtype=np.float64) - self.offset) * self.scale

@@ -3,23 +3,25 @@ Build a ready Tracker from a model file and runtime settings.
 
 ``model`` is a bundle (``<stem>.safetensors`` + ``<stem>.yaml``, any of the three spellings)
 or an exported ``.onnx`` file. With ``backend='onnxruntime'`` and a bundle, the bundle is
-exported to a temporary ONNX file first.
+exported to a temporary ONNX file first. ``backend='auto'`` picks onnxruntime on the CPU (about
+four times faster there than PyTorch eager on the shipped model, docs/tracking.md) and PyTorch
+on a GPU (fp16, the CUDA deformable-attention kernel).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import logging
 import pathlib
 import tempfile
 from typing import Optional, Union
 
 from detrack_model.cli.common import resolve_device
-from detrack_model.export.bundle import load_bundle
+from detrack_model.export.bundle import load_bundle, read_bundle_config
 from detrack_model.tracking.backends import Backend, TorchBackend
 from detrack_model.tracking.tracker import Tracker, TrackerConfig
 import torch
 
 LOG = logging.getLogger(__name__)
-BACKENDS = ('torch', 'onnxruntime')
+BACKENDS = ('auto', 'torch', 'onnxruntime')
 
 
 @dataclass
@@ -42,11 +44,33 @@ class RuntimeConfig:
             raise ValueError(f'unknown backend {self.backend!r}; choose one of {BACKENDS}')
 
 
+def resolve_backend(model: Union[str, pathlib.Path], runtime: RuntimeConfig) -> str:
+    """Return the backend ``runtime`` runs ``model`` with: 'auto' resolved, never 'auto'."""
+    if runtime.backend != 'auto':
+        return runtime.backend
+    if pathlib.Path(model).suffix == '.onnx':
+        return 'onnxruntime'
+    return 'torch' if resolve_device(runtime.device).type == 'cuda' else 'onnxruntime'
+
+
+def model_decoder_layers(model: Union[str, pathlib.Path]) -> int:
+    """Return how many decoder layers ``model`` has (0 for the conv head)."""
+    path = pathlib.Path(model)
+    if path.suffix == '.onnx':
+        import onnx
+        from detrack_model.export.onnx import parse_metadata
+        proto = onnx.load(str(path), load_external_data=False)
+        props = {prop.key: prop.value for prop in proto.metadata_props}
+        return parse_metadata(props, path).num_layers
+    config = read_bundle_config(path)['model']
+    return 0 if config.get('head') == 'conv' else int(config['decoder']['layers'])
+
+
 def build_backend(model: Union[str, pathlib.Path], runtime: RuntimeConfig) -> Backend:
     """Load ``model`` into the backend ``runtime`` asks for."""
     path = pathlib.Path(model)
     onnx_file = path.suffix == '.onnx'
-    if runtime.backend == 'torch':
+    if resolve_backend(path, runtime) == 'torch':
         if onnx_file:
             raise ValueError(f'{path} is an ONNX file: use backend onnxruntime, or give the '
                              'safetensors bundle for the torch backend')
@@ -72,6 +96,33 @@ def build_backend(model: Union[str, pathlib.Path], runtime: RuntimeConfig) -> Ba
                                candidate_elimination=runtime.candidate_elimination)
         # The session reads the whole file when it is created; the file can go afterwards.
         return OnnxBackend(exported, providers=providers, threads=runtime.threads)
+
+
+def set_decoder_layers(tracker: Tracker, model: Union[str, pathlib.Path],
+                       runtime: RuntimeConfig, num_layers: Optional[int]) -> None:
+    """
+    Make ``tracker`` run ``num_layers`` decoder layers (None: all) from its next frame on.
+
+    PyTorch switches in place. An onnxruntime graph has its depth built in, so a bundle is
+    exported again at the new depth and the tracker's backend replaced (well under a second
+    for the shipped model); an ``.onnx`` file cannot change and raises ValueError.
+    """
+    total = model_decoder_layers(model)
+    if total == 0:
+        raise ValueError(f'{model} has the conv head: it has no decoder layers to choose')
+    if num_layers is not None and not 1 <= num_layers <= total:
+        raise ValueError(f'decoder layers must be in 1..{total}, got {num_layers}')
+    backend = tracker.backend
+    if isinstance(backend, TorchBackend):
+        backend.set_decoder_layers(num_layers)
+        return
+    if pathlib.Path(model).suffix == '.onnx':
+        raise ValueError(f'{model} is an exported ONNX graph with {total} decoder layers built '
+                         'in; export another depth, or load the bundle instead')
+    if getattr(backend, 'num_layers', None) == (num_layers or total):
+        return
+    runtime = replace(runtime, backend='onnxruntime', decoder_layers=num_layers)
+    tracker.replace_backend(build_backend(model, runtime)).release()
 
 
 def build_tracker(model: Union[str, pathlib.Path], runtime: Optional[RuntimeConfig] = None,

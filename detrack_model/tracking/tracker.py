@@ -94,6 +94,33 @@ class Tracker:
         """Tell whether a target has been given."""
         return self.state is not None
 
+    def reset(self) -> None:
+        """Forget the target; ``initialize`` must come before the next ``track``."""
+        self.state = None
+        self.search_region = None
+        self.score = 0.0
+        self.lost = False
+        self.frames_below = 0
+        self.frame_index = 0
+
+    def replace_backend(self, backend: Backend) -> Backend:
+        """
+        Run ``backend`` from the next frame on and return the previous one (not released).
+
+        The new backend must take the same crop sizes; the current template is handed over,
+        so tracking goes on without a re-initialisation.
+        """
+        old = self.backend
+        if (backend.template_size, backend.search_size, backend.grid) != \
+                (old.template_size, old.search_size, old.grid):
+            raise ValueError(f'backend {backend.name} takes crops {backend.template_size}/'
+                             f'{backend.search_size} (grid {backend.grid}), the tracker '
+                             f'{old.template_size}/{old.search_size} (grid {old.grid})')
+        if self.state is not None:
+            backend.set_template(self._template)
+        self.backend = backend
+        return old
+
     def update_config(self, **changes) -> None:
         """Change test-time settings between frames (validated; the state is kept)."""
         self.config = replace(self.config, **changes)

@@ -1,0 +1,122 @@
+"""
+Every parameter of the tracker node: name, default, description, range, and whether it is fixed.
+
+One table feeds the node's declarations (descriptors with ranges, read-only flags, the choices
+of string parameters), ``config/tracker.yaml`` and the tests that check the two agree. Read-only
+parameters shape what ``configure``/``activate`` build (the model, its device, the
+subscriptions' QoS); set them at launch. The others apply on the next frame without a restart.
+"""
+
+from dataclasses import dataclass
+import re
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import ParameterType
+
+DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One node parameter and the rules a new value must follow."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    integer_range: Optional[Tuple[int, int]] = None
+    float_range: Optional[Tuple[float, float]] = None
+    choices: Optional[Tuple[str, ...]] = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        """Return the ROS descriptor: type, description, range, read-only flag."""
+        descriptor = ParameterDescriptor(name=self.name, description=self.description,
+                                         read_only=self.read_only, type=_type_of(self.default))
+        if self.integer_range is not None:
+            low, high = self.integer_range
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+        if self.float_range is not None:
+            low, high = self.float_range
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low),
+                                                                  to_value=float(high),
+                                                                  step=0.0)]
+        if self.choices is not None:
+            descriptor.additional_constraints = 'one of: ' + ', '.join(self.choices)
+        return descriptor
+
+    def check(self, value: Any) -> Optional[str]:
+        """Return why ``value`` is refused beyond the descriptor's own checks, or None."""
+        if self.choices is not None and value not in self.choices:
+            return f'{self.name} must be one of {", ".join(self.choices)}; got {value!r}'
+        if self.name == 'device' and not DEVICE_PATTERN.match(value):
+            return f'device must be auto, cpu, cuda or cuda:N; got {value!r}'
+        return None
+
+
+def _type_of(value: Any) -> int:
+    if isinstance(value, bool):
+        return ParameterType.PARAMETER_BOOL
+    if isinstance(value, int):
+        return ParameterType.PARAMETER_INTEGER
+    if isinstance(value, float):
+        return ParameterType.PARAMETER_DOUBLE
+    return ParameterType.PARAMETER_STRING
+
+
+PARAMETERS: Sequence[ParameterSpec] = (
+    # -- what configure loads -------------------------------------------------------------
+    ParameterSpec('model_path', '', 'Model bundle (<stem>, <stem>.safetensors or <stem>.yaml) '
+                  'or exported .onnx file; empty: the shipped default model.', read_only=True),
+    ParameterSpec('device', 'auto', 'auto (first GPU if any, else CPU), cpu, cuda or cuda:N.',
+                  read_only=True),
+    ParameterSpec('backend', 'auto', 'Inference backend; auto: onnxruntime on the CPU, PyTorch '
+                  'on a GPU.', read_only=True, choices=('auto', 'torch', 'onnxruntime')),
+    ParameterSpec('fp16', False, 'Half precision on a GPU (ignored on the CPU).', read_only=True),
+    ParameterSpec('threads', 0, 'CPU threads for inference; 0: the library default.',
+                  read_only=True, integer_range=(0, 256)),
+    ParameterSpec('auto_activate', True, 'Drive the lifecycle to active on start, so a plain '
+                  '`ros2 run` tracks; false: wait for configure/activate requests.',
+                  read_only=True),
+    # -- subscriptions (created on activate) ------------------------------------------------
+    ParameterSpec('image_transport', 'raw', "raw: subscribe 'image' (sensor_msgs/Image); "
+                  "compressed: subscribe 'image/compressed' (jpeg/png CompressedImage).",
+                  read_only=True, choices=('raw', 'compressed')),
+    ParameterSpec('qos_reliability', 'best_effort', 'Reliability of the image subscription. '
+                  'best_effort (sensor-data QoS) also receives from reliable publishers.',
+                  read_only=True, choices=('best_effort', 'reliable')),
+    ParameterSpec('qos_depth', 5, 'Queue depth of the image subscription (keep last).',
+                  read_only=True, integer_range=(1, 100)),
+    ParameterSpec('init_history', 30, 'Recent images kept so that an init box stamped with an '
+                  "image's stamp starts on that very image; 0: always the next image.",
+                  read_only=True, integer_range=(0, 300)),
+    ParameterSpec('diagnostics_period', 1.0, 'Seconds between diagnostics messages.',
+                  read_only=True, float_range=(0.1, 60.0)),
+    # -- runtime-changeable ---------------------------------------------------------------
+    ParameterSpec('decoder_layers', 0, 'Decoder layers run per frame (fewer: faster, less '
+                  'accurate); 0: all the model has.', integer_range=(0, 16)),
+    ParameterSpec('score_threshold', 0.25, 'Score under which a frame counts as a miss.',
+                  float_range=(0.0, 1.0)),
+    ParameterSpec('lost_patience', 5, 'Misses in a row after which the target is lost (the '
+                  "'detections' array is then empty and the search area widens).",
+                  integer_range=(1, 10000)),
+    ParameterSpec('class_id', 'target', "class_id of the published detection's hypothesis."),
+    ParameterSpec('debug_image', True, "Publish the overlay on 'debug_image' (only while "
+                  'someone subscribes to it).'),
+    ParameterSpec('max_rate', 0.0, 'Most frames processed per second; 0: as fast as the model '
+                  'runs. Frames in between are dropped, never queued.',
+                  float_range=(0.0, 1000.0)),
+    ParameterSpec('auto_init', False, "Start tracking from 'detections' (Detection2DArray) "
+                  'while no target is tracked or the target is lost.'),
+    ParameterSpec('auto_init_class_id', '', 'class_id a detection needs for auto_init; empty: '
+                  'any class.'),
+    ParameterSpec('auto_init_min_score', 0.5, 'Smallest detection score auto_init accepts.',
+                  float_range=(0.0, 1.0)),
+    ParameterSpec('click_timeout', 10.0, 'Seconds a first corner click waits for the second '
+                  "('init_click', 'clicked_point').", float_range=(0.1, 3600.0)),
+    ParameterSpec('mono16_shift', 8, 'mono16 images become 8 bit as value >> shift (8: full '
+                  '16-bit range; 4 or 2 for 12- or 10-bit cameras).', integer_range=(0, 8)),
+)
+
+SPECS: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+NAMES: Tuple[str, ...] = tuple(SPECS)

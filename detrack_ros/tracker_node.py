@@ -1,0 +1,676 @@
+"""
+The ``tracker_node`` executable: the DETRack tracker as a ROS 2 lifecycle node.
+
+Lifecycle: ``configure`` loads the model and runs it on a blank frame (the first real frame is
+then as fast as the rest); ``activate`` subscribes and starts the inference thread;
+``deactivate`` stops both and, on a GPU, frees the model's GPU memory (``activate`` loads it
+again and keeps the target); ``cleanup`` and ``shutdown`` release everything. With
+``auto_activate`` (default) the node drives itself to active, so ``ros2 run`` tracks at once.
+
+Latency model: the image callback only drops the message into a one-slot mailbox; a thread of
+its own converts and tracks whatever is newest when it is free. A slow model therefore skips
+frames instead of queueing them, and services and parameter calls stay responsive. Every
+output carries the header of the image it was computed on.
+
+Topics (relative, so a namespace or remapping per camera works):
+
+- in: ``image`` or ``image/compressed``; ``init_box`` (Detection2D), ``init_roi``
+  (RegionOfInterest), ``init_click`` (Point pairs, rqt_image_view), ``clicked_point``
+  (PointStamped pairs, RViz "Publish Point", through ``camera_info``), ``detector/detections``
+  (Detection2DArray, with ``auto_init``);
+- out: ``detection`` (Detection2D, while the target is tracked), ``detections``
+  (Detection2DArray every processed frame, empty while lost), ``debug_image`` (only while
+  subscribed), ``/diagnostics``;
+- services: ``reset`` (Trigger), ``enable`` (SetBool).
+"""
+
+import collections
+import gc
+import pathlib
+import sys
+import threading
+import time
+from typing import Any, Deque, List, NamedTuple, Optional, Tuple
+import uuid
+
+from detrack_model.shipped import default_model_path
+from detrack_model.tracking.factory import (build_tracker, model_decoder_layers,
+                                            resolve_backend, RuntimeConfig, set_decoder_layers)
+from detrack_model.tracking.tracker import Tracker, TrackerConfig
+from detrack_ros.debug_overlay import draw_overlay
+from detrack_ros.detection_messages import detection_array, detection_from_box
+from detrack_ros.frame_mailbox import FrameMailbox, RateMeter, RecentValues
+from detrack_ros.image_conversion import (array_to_image, compressed_to_array, Frame,
+                                          image_to_array, ImageConversionError)
+from detrack_ros.init_boxes import (Box, box_from_detection, box_from_roi, ClickPair,
+                                    InitBoxError, project_point, select_detection, validate_box)
+from detrack_ros.parameters import NAMES, PARAMETERS, SPECS
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point, PointStamped
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+from std_srvs.srv import SetBool, Trigger
+from vision_msgs.msg import Detection2D, Detection2DArray
+
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
+LOG_THROTTLE_SEC = 5.0
+# Active with no image for this long is worth a warning in the diagnostics.
+STALE_INPUT_SEC = 2.0
+# Wake-up period of the inference thread while no frame arrives (to notice stop requests).
+POLL_SEC = 0.1
+# Extra parameters the tracker's config takes directly, by node parameter name.
+TRACKER_SETTINGS = ('score_threshold', 'lost_patience')
+
+
+class Received(NamedTuple):
+    """An image message as the callback stored it."""
+
+    msg: Any
+    compressed: bool
+    monotonic: float
+
+
+class PendingInit(NamedTuple):
+    """A new target waiting for the inference thread."""
+
+    box: Box
+    source: str
+    # Stamp of the image the box was drawn on (ns), if the sender said; None: the next image.
+    stamp_ns: Optional[int]
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class TrackerNode(LifecycleNode):
+    """Track one target in an image stream; see the module docstring for the interface."""
+
+    def __init__(self, node_name: str = 'tracker', **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        for spec in PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        # Runtime-changeable values as the inference thread reads them (a dict read is
+        # atomic; the parameter callback replaces entries after validation).
+        self._live = {name: self.get_parameter(name).value for name in NAMES}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._tracker: Optional[Tracker] = None
+        self._runtime: Optional[RuntimeConfig] = None
+        self._model_path: Optional[pathlib.Path] = None
+        self._model_layers = 0
+        self._backend_released = False
+        # Serialises every use of the tracker: the inference thread per frame, services and
+        # parameter changes in between frames.
+        self._tracker_lock = threading.Lock()
+        self._mailbox: FrameMailbox[Received] = FrameMailbox()
+        self._history: Deque[Received] = collections.deque(maxlen=1)
+        self._keep_history = False
+        self._pending_init: Optional[PendingInit] = None
+        self._init_lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._enabled = True
+        self._track_id = ''
+        self._camera_info: Optional[CameraInfo] = None
+        self._clicks = ClickPair(self._live['click_timeout'])
+        self._rviz_clicks = ClickPair(self._live['click_timeout'])
+
+        self._input_rate = RateMeter()
+        self._processing_rate = RateMeter()
+        self._inference_ms = RecentValues()
+        self._latency_ms = RecentValues()
+        self._node_ms = RecentValues()
+        self._last_input = 0.0
+        self.counters = collections.Counter()
+
+        self._publishers: List[Any] = []
+        self._subscriptions: List[Any] = []
+        self._services: List[Any] = []
+        self._timers: List[Any] = []
+        self._detection_pub = self._detections_pub = self._debug_pub = None
+        self._diagnostics_pub = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Configure and activate; return whether the node ended up active."""
+        if self.trigger_configure() != SUCCESS:
+            return False
+        return self.trigger_activate() == SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model, warm it up, create publishers, services and the diagnostics timer."""
+        try:
+            self._load_model()
+        except (OSError, ValueError, RuntimeError, KeyError) as error:
+            self.get_logger().error(f'configure failed: {error}')
+            self._tracker = None
+            return FAILURE
+        history = self.get_parameter('init_history').value
+        self._history = collections.deque(maxlen=max(1, history))
+        self._keep_history = history > 0
+        self._detection_pub = self._publisher(Detection2D, 'detection')
+        self._detections_pub = self._publisher(Detection2DArray, 'detections')
+        self._debug_pub = self._publisher(Image, 'debug_image', 1)
+        self._diagnostics_pub = self._publisher(DiagnosticArray, '/diagnostics', 1)
+        self._services = [self.create_service(Trigger, 'reset', self._on_reset),
+                          self.create_service(SetBool, 'enable', self._on_enable)]
+        period = self.get_parameter('diagnostics_period').value
+        self._timers = [self.create_timer(period, self._publish_diagnostics)]
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Reload the model if deactivate freed it, subscribe, start the inference thread."""
+        if self._backend_released:
+            try:
+                self._reload_backend()
+            except (OSError, ValueError, RuntimeError) as error:
+                self.get_logger().error(f'activate failed: cannot reload the model: {error}')
+                return FAILURE
+        self._create_subscriptions()
+        self._stop.clear()
+        self._mailbox = FrameMailbox()
+        self._thread = threading.Thread(target=self._inference_loop, name='detrack-inference',
+                                        daemon=True)
+        self._thread.start()
+        self.get_logger().info(f'active: waiting for images on {self._image_topic()}')
+        return SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe, stop the inference thread, free GPU memory (the target is kept)."""
+        self._stop_inference()
+        if self._runtime is not None and self._tracker is not None and self._on_gpu():
+            with self._tracker_lock:
+                self._tracker.backend.release()
+                self._backend_released = True
+            gc.collect()
+        return SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model and every publisher, service and timer."""
+        self.release()
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything, from whichever state."""
+        self.release()
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything; the node goes back to unconfigured."""
+        self.release()
+        return SUCCESS
+
+    # -- model ------------------------------------------------------------------------------
+
+    def _load_model(self) -> None:
+        value = self.get_parameter('model_path').value
+        path = pathlib.Path(value).expanduser() if value else default_model_path()
+        threads = self.get_parameter('threads').value
+        runtime = RuntimeConfig(device=self.get_parameter('device').value,
+                                backend=self.get_parameter('backend').value,
+                                fp16=self.get_parameter('fp16').value,
+                                threads=threads or None)
+        runtime.backend = resolve_backend(path, runtime)
+        total = model_decoder_layers(path)
+        layers = self._live['decoder_layers']
+        if layers and total == 0:
+            raise ValueError(f'decoder_layers {layers}: {path} has the conv head, no decoder; '
+                             'set decoder_layers to 0')
+        if layers > total:
+            raise ValueError(f'decoder_layers {layers}: {path} has only {total} decoder layers')
+        runtime.decoder_layers = layers or None
+        config = TrackerConfig(score_threshold=self._live['score_threshold'],
+                               lost_patience=self._live['lost_patience'])
+        started = time.monotonic()
+        tracker = build_tracker(path, runtime, config)
+        self._warm_up(tracker)
+        self._tracker, self._runtime, self._model_path = tracker, runtime, path
+        self._model_layers = total
+        self._backend_released = False
+        self.get_logger().info(
+            f'model {path} loaded on {tracker.backend.name} ({total} decoder layers, running '
+            f'{layers or total}) in {time.monotonic() - started:.1f} s')
+
+    @staticmethod
+    def _warm_up(tracker: Tracker) -> None:
+        # First calls pay for lazy allocations and kernel selection: take that hit now.
+        frame = np.full((240, 320, 3), 127, np.uint8)
+        tracker.initialize(frame, (140.0, 100.0, 40.0, 40.0))
+        for _ in range(3):
+            tracker.track(frame)
+        tracker.reset()
+
+    def _reload_backend(self) -> None:
+        fresh = build_tracker(self._model_path, self._runtime)
+        self._warm_up(fresh)
+        with self._tracker_lock:
+            self._tracker.replace_backend(fresh.backend)
+            self._backend_released = False
+
+    def _on_gpu(self) -> bool:
+        return self._tracker is not None and 'cuda' in self._tracker.backend.name
+
+    # -- entities ---------------------------------------------------------------------------
+
+    def _publisher(self, msg_type, topic: str, depth: int = 10):
+        publisher = self.create_publisher(msg_type, topic, depth)
+        self._publishers.append(publisher)
+        return publisher
+
+    def _image_topic(self) -> str:
+        if self.get_parameter('image_transport').value == 'compressed':
+            return self.resolve_topic_name('image/compressed')
+        return self.resolve_topic_name('image')
+
+    def _create_subscriptions(self) -> None:
+        reliability = (ReliabilityPolicy.RELIABLE
+                       if self.get_parameter('qos_reliability').value == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST,
+                         depth=self.get_parameter('qos_depth').value, reliability=reliability,
+                         durability=qos_profile_sensor_data.durability)
+        if self.get_parameter('image_transport').value == 'compressed':
+            image = self.create_subscription(CompressedImage, 'image/compressed',
+                                             self._on_compressed, qos)
+        else:
+            image = self.create_subscription(Image, 'image', self._on_image, qos)
+        self._subscriptions = [
+            image,
+            self.create_subscription(Detection2D, 'init_box', self._on_init_box, 10),
+            self.create_subscription(RegionOfInterest, 'init_roi', self._on_init_roi, 10),
+            self.create_subscription(Point, 'init_click', self._on_init_click, 10),
+            self.create_subscription(PointStamped, 'clicked_point', self._on_clicked_point, 10),
+            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
+                                     qos_profile_sensor_data),
+            self.create_subscription(Detection2DArray, 'detector/detections',
+                                     self._on_detector, 10),
+        ]
+
+    def _stop_inference(self) -> None:
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions = []
+        self._stop.set()
+        self._mailbox.close()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def release(self) -> None:
+        """Stop the inference thread and free the model, publishers, services and timers."""
+        self._stop_inference()
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        for service in self._services:
+            self.destroy_service(service)
+        for publisher in self._publishers:
+            self.destroy_publisher(publisher)
+        self._timers, self._services, self._publishers = [], [], []
+        self._detection_pub = self._detections_pub = self._debug_pub = None
+        self._diagnostics_pub = None
+        with self._tracker_lock:
+            if self._tracker is not None and not self._backend_released:
+                self._tracker.backend.release()
+            self._tracker = None
+            self._backend_released = False
+        self._history.clear()
+        with self._init_lock:
+            self._pending_init = None
+        gc.collect()
+
+    # -- image input ------------------------------------------------------------------------
+
+    def _on_image(self, msg: Image) -> None:
+        self._receive(Received(msg, False, time.monotonic()))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._receive(Received(msg, True, time.monotonic()))
+
+    def _receive(self, item: Received) -> None:
+        self._last_input = item.monotonic
+        self._input_rate.tick(item.monotonic)
+        if self._keep_history:
+            self._history.append(item)
+        self._mailbox.put(item)
+
+    def _convert(self, item: Received) -> Optional[Frame]:
+        """Return the frame of a message, or None after counting and logging a bad one."""
+        try:
+            if item.compressed:
+                return compressed_to_array(item.msg)
+            return image_to_array(item.msg, self._live['mono16_shift'])
+        except ImageConversionError as error:
+            self.counters['bad_images'] += 1
+            self.get_logger().warning(
+                f'image dropped ({self.counters["bad_images"]} so far): {error}',
+                throttle_duration_sec=LOG_THROTTLE_SEC)
+            return None
+
+    # -- initial boxes ----------------------------------------------------------------------
+
+    def _request_init(self, box: Box, source: str, stamp_ns: Optional[int] = None) -> None:
+        """Queue a new target for the inference thread after the checks that need no image."""
+        try:
+            box = validate_box(box)
+        except InitBoxError as error:
+            self._reject_init(source, str(error))
+            return
+        with self._init_lock:
+            self._pending_init = PendingInit(box, source, stamp_ns or None)
+
+    def _reject_init(self, source: str, reason: str) -> None:
+        self.counters['init_rejected'] += 1
+        self.get_logger().warning(f'{source} rejected: {reason}')
+
+    def _on_init_box(self, msg: Detection2D) -> None:
+        self._request_init(box_from_detection(msg), 'init_box', _stamp_ns(msg.header))
+
+    def _on_init_roi(self, msg: RegionOfInterest) -> None:
+        self._request_init(box_from_roi(msg), 'init_roi')
+
+    def _on_init_click(self, msg: Point) -> None:
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self._add_click(self._clicks, 'init_click', msg.x, msg.y, now)
+
+    def _on_clicked_point(self, msg: PointStamped) -> None:
+        try:
+            u, v = project_point(msg, self._camera_info)
+        except InitBoxError as error:
+            self._rviz_clicks.reset()
+            self._reject_init('clicked_point', str(error))
+            return
+        stamp = _stamp_ns(msg.header) * 1e-9 or self.get_clock().now().nanoseconds * 1e-9
+        self._add_click(self._rviz_clicks, 'clicked_point', u, v, stamp)
+
+    def _add_click(self, pair: ClickPair, source: str, x: float, y: float,
+                   stamp_sec: float) -> None:
+        pair.timeout_sec = self._live['click_timeout']
+        try:
+            box = pair.add(x, y, stamp_sec)
+        except InitBoxError as error:
+            self._reject_init(source, str(error))
+            return
+        if box is None:
+            self.get_logger().info(f'{source}: first corner ({x:.0f}, {y:.0f}); click the '
+                                   'opposite corner')
+            return
+        self._request_init(box, source)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_detector(self, msg: Detection2DArray) -> None:
+        if not (self._live['auto_init'] and self._enabled):
+            return
+        tracker = self._tracker
+        if tracker is not None and tracker.initialized and not tracker.lost:
+            return
+        with self._init_lock:
+            if self._pending_init is not None:
+                return
+        best = select_detection(msg, self._live['auto_init_class_id'],
+                                self._live['auto_init_min_score'])
+        if best is not None:
+            self._request_init(best[0], f'detector (score {best[1]:.2f})',
+                               _stamp_ns(msg.header))
+
+    def _frame_for(self, init: PendingInit, newest: Optional[Received]) -> Optional[Received]:
+        """Return the image an init applies to: the one with its stamp, else the newest."""
+        if init.stamp_ns is not None:
+            # list() copies in one step; the image callback appends concurrently.
+            for item in reversed(list(self._history)):
+                if _stamp_ns(item.msg.header) == init.stamp_ns:
+                    return item
+        return newest
+
+    def _start_target(self, init: PendingInit, item: Received) -> bool:
+        """Initialise on ``item``; return whether the tracker now follows the new target."""
+        frame = self._convert(item)
+        if frame is None:
+            self._reject_init(init.source, 'its image could not be converted')
+            return False
+        height, width = frame.array.shape[:2]
+        try:
+            box = validate_box(init.box, (width, height))
+        except InitBoxError as error:
+            self._reject_init(init.source, str(error))
+            return False
+        with self._tracker_lock:
+            self._tracker.initialize(frame.array, box, bgr=frame.bgr)
+            self._track_id = uuid.uuid4().hex[:12]
+        self.counters['inits'] += 1
+        self.get_logger().info(
+            f'tracking target {self._track_id} from {init.source}: box ({box[0]:.0f}, '
+            f'{box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}) on the image stamped '
+            f'{_stamp_ns(item.msg.header) * 1e-9:.3f}')
+        self._publish(item, frame, np.asarray(box), 1.0, False)
+        return True
+
+    # -- inference thread -------------------------------------------------------------------
+
+    def _inference_loop(self) -> None:
+        while not self._stop.is_set():
+            item = self._mailbox.take(timeout=POLL_SEC)
+            if self._stop.is_set():
+                break
+            started = time.monotonic()
+            try:
+                self._step(item)
+            except Exception as error:  # noqa: B902 - the thread must outlive any one frame
+                self.counters['errors'] += 1
+                self.get_logger().error(f'frame failed: {type(error).__name__}: {error}',
+                                        throttle_duration_sec=LOG_THROTTLE_SEC)
+            max_rate = self._live['max_rate']
+            if item is not None and max_rate > 0.0:
+                self._stop.wait(max(0.0, 1.0 / max_rate - (time.monotonic() - started)))
+
+    def _step(self, item: Optional[Received]) -> None:
+        """Apply a waiting init, then track ``item`` (the newest image, or None)."""
+        with self._init_lock:
+            init, self._pending_init = self._pending_init, None
+        if init is not None and self._enabled:
+            source = self._frame_for(init, item)
+            if source is None:
+                with self._init_lock:  # no image yet: keep it for the next one
+                    if self._pending_init is None:
+                        self._pending_init = init
+            elif self._start_target(init, source) and source is item:
+                return
+        elif init is not None:
+            with self._init_lock:
+                self._pending_init = self._pending_init or init
+        if item is None or not self._enabled:
+            return
+        tracker = self._tracker
+        if tracker is None or not tracker.initialized:
+            return
+        frame = self._convert(item)
+        if frame is None:
+            return
+        started = time.perf_counter()
+        with self._tracker_lock:
+            if not tracker.initialized:  # reset while converting
+                return
+            try:
+                box, score = tracker.track(frame.array, bgr=frame.bgr)
+            except ValueError as error:
+                self.counters['bad_images'] += 1
+                self.get_logger().warning(f'image dropped: {error}',
+                                          throttle_duration_sec=LOG_THROTTLE_SEC)
+                return
+            lost = tracker.lost
+            region = tracker.search_region
+        self._inference_ms.add((time.perf_counter() - started) * 1e3)
+        self._publish(item, frame, box, score, lost,
+                      region.image_region() if region is not None else None)
+
+    def _publish(self, item: Received, frame: Frame, box: np.ndarray, score: float, lost: bool,
+                 search: Optional[Tuple[float, ...]] = None) -> None:
+        header = item.msg.header
+        if lost:
+            self._detections_pub.publish(detection_array(header))
+        else:
+            detection = detection_from_box(box, header, self._live['class_id'], score,
+                                           self._track_id)
+            self._detection_pub.publish(detection)
+            self._detections_pub.publish(detection_array(header, [detection]))
+        self.counters['processed'] += 1
+        now = time.monotonic()
+        self._processing_rate.tick(now)
+        self._node_ms.add((now - item.monotonic) * 1e3)
+        age_ns = self.get_clock().now().nanoseconds - _stamp_ns(header)
+        self._latency_ms.add(age_ns * 1e-6)
+        if self._live['debug_image'] and self._debug_pub.get_subscription_count() > 0:
+            overlay = draw_overlay(frame.array, frame.bgr, box, score, lost, search)
+            self._debug_pub.publish(array_to_image(overlay, 'bgr8', header))
+
+    # -- services ---------------------------------------------------------------------------
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        with self._init_lock:
+            self._pending_init = None
+        self._clicks.reset()
+        self._rviz_clicks.reset()
+        with self._tracker_lock:
+            had_target = self._tracker is not None and self._tracker.initialized
+            if self._tracker is not None:
+                self._tracker.reset()
+            self._track_id = ''
+        response.success = True
+        response.message = 'target cleared' if had_target else 'no target was tracked'
+        self.get_logger().info(f'reset: {response.message}')
+        return response
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
+        changed = self._enabled != request.data
+        self._enabled = bool(request.data)
+        response.success = True
+        state = 'enabled' if self._enabled else 'disabled (images are ignored)'
+        response.message = state if changed else f'already {state}'
+        if changed:
+            self.get_logger().info(f'tracking {state}')
+        return response
+
+    # -- parameters -------------------------------------------------------------------------
+
+    def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
+        for parameter in parameters:
+            spec = SPECS.get(parameter.name)
+            if spec is None:
+                continue
+            reason = spec.check(parameter.value)
+            if reason is None:
+                reason = self._apply(parameter.name, parameter.value)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        for parameter in parameters:
+            if parameter.name in self._live:
+                self._live[parameter.name] = parameter.value
+        return SetParametersResult(successful=True)
+
+    def _apply(self, name: str, value: Any) -> Optional[str]:
+        """Make a runtime change take effect; return why it cannot, or None."""
+        tracker = self._tracker
+        if tracker is None:
+            return None  # taken up by the next configure
+        with self._tracker_lock:
+            try:
+                if name in TRACKER_SETTINGS:
+                    tracker.update_config(**{name: value})
+                elif name == 'decoder_layers':
+                    if self._backend_released:
+                        self._runtime.decoder_layers = value or None
+                    else:
+                        set_decoder_layers(tracker, self._model_path, self._runtime,
+                                           value or None)
+                        self._runtime.decoder_layers = value or None
+            except (ValueError, OSError, RuntimeError) as error:
+                return f'{name}: {error}'
+        return None
+
+    # -- diagnostics ------------------------------------------------------------------------
+
+    def state_label(self) -> str:
+        """Return idle/tracking/lost/disabled/inactive for diagnostics and tests."""
+        if self._thread is None:
+            return 'inactive'
+        if not self._enabled:
+            return 'disabled'
+        tracker = self._tracker
+        if tracker is None or not tracker.initialized:
+            return 'idle'
+        return 'lost' if tracker.lost else 'tracking'
+
+    def _publish_diagnostics(self) -> None:
+        state = self.state_label()
+        now = time.monotonic()
+        level, message = DiagnosticStatus.OK, state
+        if state == 'lost':
+            level, message = DiagnosticStatus.WARN, 'target lost'
+        if state not in ('inactive', 'disabled') and now - self._last_input > STALE_INPUT_SEC:
+            level = DiagnosticStatus.WARN
+            message = f'{state}; no image on {self._image_topic()} for over {STALE_INPUT_SEC:g} s'
+        tracker = self._tracker
+        values = {
+            'state': state,
+            'track_id': self._track_id,
+            'score': f'{tracker.score:.3f}' if tracker is not None else '',
+            'input_rate_hz': f'{self._input_rate.rate(now):.1f}',
+            'processing_rate_hz': f'{self._processing_rate.rate(now):.1f}',
+            'frames_received': str(self._mailbox.received),
+            'frames_processed': str(self.counters['processed']),
+            'frames_dropped': str(self._mailbox.dropped),
+            'bad_images': str(self.counters['bad_images']),
+            'init_rejected': str(self.counters['init_rejected']),
+            'errors': str(self.counters['errors']),
+            'backend': tracker.backend.name if tracker is not None else '',
+            'model': str(self._model_path or ''),
+        }
+        for key, window in (('inference_ms', self._inference_ms),
+                            ('latency_ms', self._latency_ms),
+                            ('node_latency_ms', self._node_ms)):
+            stats = window.percentiles(50, 95)
+            values[f'{key}_median'] = f'{stats[0]:.2f}' if stats else ''
+            values[f'{key}_p95'] = f'{stats[1]:.2f}' if stats else ''
+        status = DiagnosticStatus(level=level, name=f'{self.get_fully_qualified_name()}: tracker',
+                                  message=message, hardware_id=self._image_topic(),
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node until Ctrl-C or shutdown; exit 1 when auto-activation fails."""
+    rclpy.init(args=args)
+    node = TrackerNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    code = 0
+    try:
+        if node.get_parameter('auto_activate').value and not node.start():
+            node.get_logger().fatal('could not become active; see the error above')
+            code = 1
+        else:
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.release()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
