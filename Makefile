@@ -18,12 +18,14 @@ COLCON_BUILD_ARGS := --cmake-args -DPython3_EXECUTABLE=$(VENV_ABS)/bin/python -D
 COLCON_TEST_ARGS := --packages-select detrack_ros --event-handlers console_direct+ \
 	--return-code-on-test-failure
 
-.PHONY: setup workspace build test clean distclean constraints help
+.PHONY: setup workspace build test demo clean distclean constraints help
 
 help:
 	@echo "make setup    create/refresh .venv (ROS 2 Kilted wheels, PyTorch, OpenCV, ...)"
 	@echo "make build    colcon build in $(WS) (this package + vision_msgs when needed)"
 	@echo "make test     setup, build, colcon test; fails when any test fails"
+	@echo "make demo     the tracker node over DDS on a replayed sequence: AO, FPS, latency, video"
+	@echo "              (DEMO_ARGS='--video clip.mp4 --box x,y,w,h' for your own video)"
 	@echo "make clean    remove $(BUILD_DIR)/;  make distclean: also remove $(VENV)/"
 
 setup:
@@ -52,6 +54,13 @@ test: build
 	cd $(WS) && $(RUN) colcon test $(COLCON_TEST_ARGS); status=$$?; \
 		$(RUN) colcon test-result --verbose --test-result-base build/detrack_ros \
 		&& exit $$status
+
+# The node runs from the built workspace as it would on a robot: vision_msgs and the package
+# come from build/ws/install.
+demo: build
+	@$(RUN) bash -c 'source "$(WS_ABS)/install/setup.bash" && \
+		ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST} \
+		python -m detrack_ros.demo --output "$(ROOT)/build/demo" $(DEMO_ARGS)'
 
 clean:
 	rm -rf $(BUILD_DIR)

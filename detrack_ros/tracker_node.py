@@ -131,10 +131,10 @@ class TrackerNode(LifecycleNode):
         self._last_input = 0.0
         self.counters = collections.Counter()
 
-        self._publishers: List[Any] = []
-        self._subscriptions: List[Any] = []
-        self._services: List[Any] = []
-        self._timers: List[Any] = []
+        self._own_publishers: List[Any] = []
+        self._own_subscriptions: List[Any] = []
+        self._own_services: List[Any] = []
+        self._own_timers: List[Any] = []
         self._detection_pub = self._detections_pub = self._debug_pub = None
         self._diagnostics_pub = None
 
@@ -161,10 +161,10 @@ class TrackerNode(LifecycleNode):
         self._detections_pub = self._publisher(Detection2DArray, 'detections')
         self._debug_pub = self._publisher(Image, 'debug_image', 1)
         self._diagnostics_pub = self._publisher(DiagnosticArray, '/diagnostics', 1)
-        self._services = [self.create_service(Trigger, 'reset', self._on_reset),
+        self._own_services = [self.create_service(Trigger, 'reset', self._on_reset),
                           self.create_service(SetBool, 'enable', self._on_enable)]
         period = self.get_parameter('diagnostics_period').value
-        self._timers = [self.create_timer(period, self._publish_diagnostics)]
+        self._own_timers = [self.create_timer(period, self._publish_diagnostics)]
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -263,7 +263,7 @@ class TrackerNode(LifecycleNode):
 
     def _publisher(self, msg_type, topic: str, depth: int = 10):
         publisher = self.create_publisher(msg_type, topic, depth)
-        self._publishers.append(publisher)
+        self._own_publishers.append(publisher)
         return publisher
 
     def _image_topic(self) -> str:
@@ -283,7 +283,7 @@ class TrackerNode(LifecycleNode):
                                              self._on_compressed, qos)
         else:
             image = self.create_subscription(Image, 'image', self._on_image, qos)
-        self._subscriptions = [
+        self._own_subscriptions = [
             image,
             self.create_subscription(Detection2D, 'init_box', self._on_init_box, 10),
             self.create_subscription(RegionOfInterest, 'init_roi', self._on_init_roi, 10),
@@ -296,9 +296,9 @@ class TrackerNode(LifecycleNode):
         ]
 
     def _stop_inference(self) -> None:
-        for subscription in self._subscriptions:
+        for subscription in self._own_subscriptions:
             self.destroy_subscription(subscription)
-        self._subscriptions = []
+        self._own_subscriptions = []
         self._stop.set()
         self._mailbox.close()
         if self._thread is not None:
@@ -308,13 +308,13 @@ class TrackerNode(LifecycleNode):
     def release(self) -> None:
         """Stop the inference thread and free the model, publishers, services and timers."""
         self._stop_inference()
-        for timer in self._timers:
+        for timer in self._own_timers:
             self.destroy_timer(timer)
-        for service in self._services:
+        for service in self._own_services:
             self.destroy_service(service)
-        for publisher in self._publishers:
+        for publisher in self._own_publishers:
             self.destroy_publisher(publisher)
-        self._timers, self._services, self._publishers = [], [], []
+        self._own_timers, self._own_services, self._own_publishers = [], [], []
         self._detection_pub = self._detections_pub = self._debug_pub = None
         self._diagnostics_pub = None
         with self._tracker_lock:
