@@ -162,7 +162,7 @@ class TrackerNode(LifecycleNode):
         self._debug_pub = self._publisher(Image, 'debug_image', 1)
         self._diagnostics_pub = self._publisher(DiagnosticArray, '/diagnostics', 1)
         self._own_services = [self.create_service(Trigger, 'reset', self._on_reset),
-                          self.create_service(SetBool, 'enable', self._on_enable)]
+                              self.create_service(SetBool, 'enable', self._on_enable)]
         period = self.get_parameter('diagnostics_period').value
         self._own_timers = [self.create_timer(period, self._publish_diagnostics)]
         return SUCCESS

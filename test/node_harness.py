@@ -174,7 +174,7 @@ class NodeHarness:
             self._threads.append(thread)
         if start:
             assert self.node.start(), 'the tracker node did not become active'
-            self.wait_connected()
+            self.wait_connected((parameters or {}).get('image_transport') == 'compressed')
 
     # -- graph -----------------------------------------------------------------------------
 
@@ -253,17 +253,17 @@ class NodeHarness:
             return None
         return self.client.message(header)
 
-    def track(self, frame: np.ndarray, encoding: str = 'rgb8', publisher=None) -> Detection2D:
-        """Publish a frame and return its detection; fail the test if none comes."""
-        header = self.publish_frame(frame, encoding, publisher)
+    def track(self, image, encoding: str = 'rgb8', publisher=None) -> Detection2D:
+        """Publish an image (RGB array or message) and return its detection, or fail."""
+        header = self.publish(as_message(image, encoding), publisher)
         detection = self.wait_detection(header)
         assert detection is not None, f'no detection for the {encoding} image'
         return detection
 
-    def init_on(self, frame: np.ndarray, box: Sequence[float]) -> Detection2D:
-        """Publish ``frame``, start a target from ``box`` stamped with it; return its detection."""
+    def init_on(self, image, box: Sequence[float], publisher=None) -> Detection2D:
+        """Publish an image, start a target from ``box`` stamped with it; return its detection."""
         previous = self.node._track_id
-        header = self.publish_frame(frame)
+        header = self.publish(as_message(image), publisher)
         self.client.send_init(box, header)
         detection = self.wait_detection(header, lambda m: m.id != previous and is_init(m))
         assert detection is not None, 'the node did not start the target'
@@ -289,6 +289,11 @@ class NodeHarness:
         future = client.call_async(request)
         assert wait_until(future.done, timeout), f'service {name} did not answer'
         return future.result()
+
+
+def as_message(image, encoding: str = 'rgb8'):
+    """Return ``image`` as a message: an RGB array is encoded, a message is returned as is."""
+    return encode_image(image, encoding) if isinstance(image, np.ndarray) else image
 
 
 def is_init(msg: Detection2D) -> bool:

@@ -3,7 +3,8 @@
 import threading
 import time
 
-from detrack_ros.frame_mailbox import FrameMailbox, RateMeter
+from detrack_ros.frame_mailbox import FrameMailbox, RateMeter, RecentValues
+import numpy as np
 import pytest
 
 
@@ -67,3 +68,18 @@ def test_rate_meter_over_a_sliding_window():
     assert meter.rate(105.0) == 0.0
     with pytest.raises(ValueError):
         RateMeter(0)
+
+
+def test_recent_values_keep_a_window_and_give_percentiles():
+    """Only the last ``size`` values count; percentiles follow NumPy's; empty gives None."""
+    window = RecentValues(size=4)
+    assert window.percentiles(50) is None
+    for value in (100.0, 1.0, 2.0, 3.0, 4.0):
+        window.add(value)
+    median, p95 = window.percentiles(50, 95)
+    assert median == pytest.approx(2.5)
+    assert p95 == pytest.approx(np.percentile([1.0, 2.0, 3.0, 4.0], 95))
+    window.clear()
+    assert window.percentiles(50) is None
+    with pytest.raises(ValueError):
+        RecentValues(size=0)

@@ -7,6 +7,7 @@ everything else runs the shipped model itself on synthetic sequences.
 
 import pathlib
 
+from detrack_model.data.crops import search_transform
 from detrack_model.data.synthetic import generate_dataset
 from detrack_model.evaluation import evaluate
 from detrack_model.evaluation.runner import run_sequence
@@ -15,6 +16,8 @@ from detrack_model.export import BundleError, load_bundle, save_bundle
 from detrack_model.modeling import create_model
 from detrack_model.tracking import (build_tracker, clip_box, hann_window, RuntimeConfig,
                                     TorchBackend, Tracker, TrackerConfig, TrackingNetwork)
+from detrack_model.tracking.factory import (model_decoder_layers, resolve_backend,
+                                            set_decoder_layers)
 import numpy as np
 import pytest
 import torch
@@ -346,3 +349,75 @@ def test_padded_rows_are_tracked_without_a_copy():
         tracker.track(frame)
     np.testing.assert_array_equal(backend.templates[0], backend.templates[1])
     np.testing.assert_array_equal(backend.searches[0], backend.searches[1])
+
+
+def test_reset_forgets_the_target():
+    """After reset() the tracker needs a new initialize() and is not lost."""
+    tracker = build_tracker(MODEL, RuntimeConfig(backend='torch'))
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    tracker.initialize(frame, (40, 30, 30, 20))
+    tracker.track(frame)
+    tracker.reset()
+    assert not tracker.initialized and not tracker.lost and tracker.search_region is None
+    with pytest.raises(RuntimeError, match='before initialize'):
+        tracker.track(frame)
+
+
+def test_auto_backend_is_onnxruntime_on_the_cpu_and_follows_onnx_files(tmp_path):
+    """'auto' resolves per device and file type; the decoder depth is read from the model."""
+    shipped = MODEL
+    assert resolve_backend(shipped, RuntimeConfig(backend='auto', device='cpu')) == 'onnxruntime'
+    assert resolve_backend(shipped, RuntimeConfig(backend='torch')) == 'torch'
+    assert resolve_backend(tmp_path / 'm.onnx', RuntimeConfig(backend='auto')) == 'onnxruntime'
+    assert model_decoder_layers(shipped) == 2
+    with pytest.raises(ValueError, match='unknown backend'):
+        RuntimeConfig(backend='tensorrt')
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_decoder_layers_switch_between_frames_and_keep_the_target(backend, sequences):
+    """Switching depth mid-sequence equals a tracker built at that depth from the start."""
+    sequence = sequences[0]
+    frames = [load_frame(sequence, i) for i in range(6)]
+    shipped = MODEL
+    switched = build_tracker(shipped, RuntimeConfig(backend=backend))
+    reference = build_tracker(shipped, RuntimeConfig(backend=backend, decoder_layers=1))
+    for tracker in (switched, reference):
+        tracker.initialize(frames[0], sequence.anno[0])
+    set_decoder_layers(switched, shipped, RuntimeConfig(backend=backend), 1)
+    for frame in frames[1:]:
+        box, score = switched.track(frame)
+        expected, expected_score = reference.track(frame)
+        np.testing.assert_allclose(box, expected, atol=1e-3)
+        assert score == pytest.approx(expected_score, abs=1e-4)
+    with pytest.raises(ValueError, match='1..2'):
+        set_decoder_layers(switched, shipped, RuntimeConfig(backend=backend), 3)
+
+
+def test_replace_backend_hands_over_the_template_and_refuses_other_sizes():
+    """The new backend gets the current template; one with other crop sizes is refused."""
+    first = ScriptedBackend([[0.5, 0.5, 0.2, 0.2]], [0.9], [5])
+    tracker = Tracker(first)
+    frame = np.random.default_rng(0).integers(0, 255, (80, 100, 3), np.uint8)
+    tracker.initialize(frame, (30, 20, 20, 16))
+    second = ScriptedBackend([[0.5, 0.5, 0.2, 0.2]], [0.9], [5])
+    assert tracker.replace_backend(second) is first
+    np.testing.assert_array_equal(second.templates[0], first.templates[0])
+    tracker.track(frame)
+    assert len(second.searches) == 1 and not first.searches
+
+    class Bigger(ScriptedBackend):
+        search_size = 128
+
+    with pytest.raises(ValueError, match='takes crops'):
+        tracker.replace_backend(Bigger([[0.5, 0.5, 0.2, 0.2]], [0.9], [5]))
+    assert tracker.backend is second
+
+
+def test_search_region_is_the_crop_square_in_image_pixels():
+    """image_region() maps the crop's corners back to the image."""
+    transform = search_transform(np.array([100.0, 50.0, 40.0, 10.0]), 4.0, 128)
+    x, y, w, h = transform.image_region()
+    assert w == pytest.approx(h) and w == pytest.approx(4.0 * np.sqrt(400.0))
+    np.testing.assert_allclose(transform.points_to_crop(np.array([[x, y], [x + w, y + h]])),
+                               [[0, 0], [128, 128]], atol=1e-9)
