@@ -3,8 +3,8 @@ The ``tracker_node`` executable: the DETRack tracker as a ROS 2 lifecycle node.
 
 Lifecycle: ``configure`` loads the model and runs it on a blank frame (the first real frame is
 then as fast as the rest); ``activate`` subscribes and starts the inference thread;
-``deactivate`` stops both and, on a GPU, frees the model's GPU memory (``activate`` loads it
-again and keeps the target); ``cleanup`` and ``shutdown`` release everything. With
+``deactivate`` stops both and frees the inference backend (GPU memory on a GPU; ``activate``
+loads it again and keeps the target); ``cleanup`` and ``shutdown`` release everything. With
 ``auto_activate`` (default) the node drives itself to active, so ``ros2 run`` tracks at once.
 
 Latency model: the image callback only drops the message into a one-slot mailbox; a thread of
@@ -187,7 +187,9 @@ class TrackerNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the inference thread, free GPU memory (the target is kept)."""
         self._stop_inference()
-        if self._runtime is not None and self._tracker is not None and self._on_gpu():
+        # Released on the CPU as well: one path for every device, and an inactive node holds
+        # no inference session.
+        if self._tracker is not None and not self._backend_released:
             with self._tracker_lock:
                 self._tracker.backend.release()
                 self._backend_released = True
@@ -255,9 +257,6 @@ class TrackerNode(LifecycleNode):
         with self._tracker_lock:
             self._tracker.replace_backend(fresh.backend)
             self._backend_released = False
-
-    def _on_gpu(self) -> bool:
-        return self._tracker is not None and 'cuda' in self._tracker.backend.name
 
     # -- entities ---------------------------------------------------------------------------
 
