@@ -321,6 +321,7 @@ class TrackerNode(LifecycleNode):
                 self._tracker.backend.release()
             self._tracker = None
             self._backend_released = False
+            self._track_id = ''
         self._history.clear()
         with self._init_lock:
             self._pending_init = None
@@ -431,12 +432,16 @@ class TrackerNode(LifecycleNode):
                     return item
         return newest
 
-    def _start_target(self, init: PendingInit, item: Received) -> bool:
-        """Initialise on ``item``; return whether the tracker now follows the new target."""
+    def _start_target(self, init: PendingInit, item: Received) -> Optional[bool]:
+        """
+        Initialise on ``item``; return whether the tracker now follows the new target.
+
+        None: the image itself was bad (counted once, here), so nothing more is done with it.
+        """
         frame = self._convert(item)
         if frame is None:
             self._reject_init(init.source, 'its image could not be converted')
-            return False
+            return None
         height, width = frame.array.shape[:2]
         try:
             box = validate_box(init.box, (width, height))
@@ -445,13 +450,13 @@ class TrackerNode(LifecycleNode):
             return False
         with self._tracker_lock:
             self._tracker.initialize(frame.array, box, bgr=frame.bgr)
-            self._track_id = uuid.uuid4().hex[:12]
+            self._track_id = track_id = uuid.uuid4().hex[:12]
         self.counters['inits'] += 1
         self.get_logger().info(
             f'tracking target {self._track_id} from {init.source}: box ({box[0]:.0f}, '
             f'{box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}) on the image stamped '
             f'{_stamp_ns(item.msg.header) * 1e-9:.3f}')
-        self._publish(item, frame, np.asarray(box), 1.0, False)
+        self._publish(item, frame, np.asarray(box), 1.0, False, track_id)
         return True
 
     # -- inference thread -------------------------------------------------------------------
@@ -482,8 +487,8 @@ class TrackerNode(LifecycleNode):
                 with self._init_lock:  # no image yet: keep it for the next one
                     if self._pending_init is None:
                         self._pending_init = init
-            elif self._start_target(init, source) and source is item:
-                return
+            elif self._start_target(init, source) is not False and source is item:
+                return  # started on it, or it was a bad image: either way, done with it
         elif init is not None:
             with self._init_lock:
                 self._pending_init = self._pending_init or init
@@ -508,18 +513,18 @@ class TrackerNode(LifecycleNode):
                 return
             lost = tracker.lost
             region = tracker.search_region
+            track_id = self._track_id
         self._inference_ms.add((time.perf_counter() - started) * 1e3)
-        self._publish(item, frame, box, score, lost,
+        self._publish(item, frame, box, score, lost, track_id,
                       region.image_region() if region is not None else None)
 
     def _publish(self, item: Received, frame: Frame, box: np.ndarray, score: float, lost: bool,
-                 search: Optional[Tuple[float, ...]] = None) -> None:
+                 track_id: str, search: Optional[Tuple[float, ...]] = None) -> None:
         header = item.msg.header
         if lost:
             self._detections_pub.publish(detection_array(header))
         else:
-            detection = detection_from_box(box, header, self._live['class_id'], score,
-                                           self._track_id)
+            detection = detection_from_box(box, header, self._live['class_id'], score, track_id)
             self._detection_pub.publish(detection)
             self._detections_pub.publish(detection_array(header, [detection]))
         self.counters['processed'] += 1
@@ -562,19 +567,33 @@ class TrackerNode(LifecycleNode):
     # -- parameters -------------------------------------------------------------------------
 
     def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
-        for parameter in parameters:
-            spec = SPECS.get(parameter.name)
-            if spec is None:
-                continue
-            reason = spec.check(parameter.value)
-            if reason is None:
-                reason = self._apply(parameter.name, parameter.value)
+        # Every value is checked before any takes effect, so a refused (atomic) set changes
+        # nothing.
+        ours = [p for p in parameters if p.name in SPECS]
+        for parameter in ours:
+            reason = SPECS[parameter.name].check(parameter.value) or self._check_against_model(
+                parameter.name, parameter.value)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        for parameter in ours:
+            reason = self._apply(parameter.name, parameter.value)
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
         for parameter in parameters:
             if parameter.name in self._live:
                 self._live[parameter.name] = parameter.value
         return SetParametersResult(successful=True)
+
+    def _check_against_model(self, name: str, value: Any) -> Optional[str]:
+        """Return why ``value`` does not fit the loaded model, or None."""
+        if name != 'decoder_layers' or self._tracker is None or value == 0:
+            return None
+        if self._model_layers == 0:
+            return f'decoder_layers: {self._model_path} has the conv head, no decoder layers'
+        if value > self._model_layers:
+            return (f'decoder_layers: {self._model_path} has {self._model_layers} decoder '
+                    f'layers; got {value}')
+        return None
 
     def _apply(self, name: str, value: Any) -> Optional[str]:
         """Make a runtime change take effect; return why it cannot, or None."""

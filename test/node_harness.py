@@ -198,6 +198,12 @@ class NodeHarness:
         self.node.release()
         self.node.destroy_node()
         self.client.destroy_node()
+        # Drop every reference to the nodes: what pytest keeps of a finished test (the fixture
+        # values) must not hold them, so that the garbage collector frees them now, in this
+        # process, and not in a child forked later (multiprocessing), where freeing the last
+        # user of the DDS participant crashes.
+        self.node = self.client = self.context = None
+        self._executors, self._threads, self._service_clients = [], [], {}
 
     # -- images ----------------------------------------------------------------------------
 

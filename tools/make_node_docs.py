@@ -15,10 +15,10 @@ from typing import Dict, List
 from detrack_ros.demo import DemoResult, run_demo
 from detrack_ros.replay import generated_sequence
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def _page(rows, args) -> str:
         'the client records when the `detection` for that stamp arrives. It includes DDS '
         'transport both ways, deserialisation, the newest-frame hand-over, conversion, the '
         'crop, the model and publishing.',
-        '- **model time**: the node\'s own median of `Tracker.track` (crop + network + '
+        "- **model time**: the node's own median of `Tracker.track` (crop + network + "
         'decoding), from its diagnostics; **node overhead** = latency median - model time '
         '(DDS, callbacks, thread hand-over, message building).',
         '- **dropped**: frames that got no `detection` (skipped by the newest-frame policy, or '
