@@ -26,6 +26,8 @@ from detrack_model.evaluation.metrics import got10k_scores
 from detrack_model.evaluation.results import SequenceResult
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking.factory import build_tracker, RuntimeConfig
+from detrack_ros.debug_overlay import draw_box, TRACKING_COLOUR
+from detrack_ros.detection_messages import stamp_ns
 from detrack_ros.replay import generated_sequence, ReplayClient, ReplaySequence, video_sequence
 import numpy as np
 import rclpy
@@ -198,19 +200,23 @@ def _score(client: ReplayClient, sequence: ReplaySequence, headers, wall: float)
             last = found.box
             if index > 0:
                 answered += 1
-                latency.append((found.received_ns - (header.stamp.sec * 1_000_000_000
-                                                     + header.stamp.nanosec)) * 1e-6)
+                latency.append((found.received_ns - stamp_ns(header)) * 1e-6)
         # A frame without a detection keeps the last box: what a consumer would act on.
         boxes[index] = last
     result = DemoResult(frames=len(headers) - 1, answered=answered, boxes=boxes,
                         latency_ms=np.asarray(latency), wall_sec=wall,
                         diagnostics=dict(client.diagnostics))
     if np.isfinite(sequence.boxes[1:]).any():
-        scores = got10k_scores([SequenceResult(
-            sequence.name, boxes, sequence.boxes, sequence.visible, np.zeros(len(boxes)),
-            sequence.size)])
+        scores = _scores(sequence, boxes)
         result.ao, result.sr50 = scores.ao, scores.sr50
     return result
+
+
+def _scores(sequence: ReplaySequence, boxes: np.ndarray):
+    """Score ``boxes`` on ``sequence`` under the GOT-10k protocol."""
+    return got10k_scores([SequenceResult(sequence.name, np.asarray(boxes), sequence.boxes,
+                                         sequence.visible, np.zeros(len(boxes)),
+                                         sequence.size)])
 
 
 def write_video(sequence: ReplaySequence, boxes: np.ndarray, path: pathlib.Path) -> None:
@@ -224,10 +230,9 @@ def write_video(sequence: ReplaySequence, boxes: np.ndarray, path: pathlib.Path)
     try:
         for frame, truth, box in zip(sequence.frames, sequence.boxes, boxes):
             canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-            for rect, colour, width_px in ((truth, (255, 128, 0), 1), (box, (0, 220, 0), 2)):
+            for rect, colour, thickness in ((truth, (255, 128, 0), 1), (box, TRACKING_COLOUR, 2)):
                 if np.isfinite(rect).all():
-                    x, y, w, h = (int(round(v)) for v in rect)
-                    cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, width_px)
+                    draw_box(canvas, rect, colour, thickness)
             writer.write(canvas)
     finally:
         writer.release()
@@ -240,9 +245,7 @@ def offline_ao(sequence: ReplaySequence, parameters: Dict[str, str]) -> float:
     tracker = build_tracker(parameters.get('model_path') or default_model_path(), runtime)
     tracker.initialize(sequence.frames[0], sequence.boxes[0])
     boxes = [sequence.boxes[0]] + [tracker.track(frame)[0] for frame in sequence.frames[1:]]
-    return got10k_scores([SequenceResult(sequence.name, np.array(boxes), sequence.boxes,
-                                         sequence.visible, np.zeros(len(boxes)),
-                                         sequence.size)]).ao
+    return _scores(sequence, boxes).ao
 
 
 def _box(text: str) -> Sequence[float]:

@@ -1,9 +1,21 @@
-"""Build the vision_msgs messages the tracker node and its tools publish."""
+"""Build the messages the tracker node and its tools publish, and read their stamps."""
 
 from typing import Optional, Sequence
 
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+
+def stamp_ns(header: Header) -> int:
+    """Return a header's stamp in nanoseconds (the key that matches outputs to images)."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def header_at(stamp: int, frame_id: str = '') -> Header:
+    """Return a header stamped ``stamp`` nanoseconds."""
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp), 1_000_000_000)
+    return header
 
 
 def detection_from_box(box_xywh: Sequence[float], header: Header, class_id: str = '',

@@ -13,7 +13,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 from detrack_model.data.synthetic import build_scene, render_frame, sequence_seed, SPLIT_SOURCES
-from detrack_ros.detection_messages import detection_from_box
+from detrack_ros.detection_messages import detection_from_box, header_at, stamp_ns
 from detrack_ros.image_conversion import array_to_image
 from detrack_ros.init_boxes import box_from_detection
 from diagnostic_msgs.msg import DiagnosticArray
@@ -95,11 +95,6 @@ class Received(NamedTuple):
     received_ns: int
 
 
-def stamp_ns(header: Header) -> int:
-    """Return a header's stamp in nanoseconds."""
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
 class ReplayClient(Node):
     """
     Play images to a tracker node and record what it answers.
@@ -137,9 +132,8 @@ class ReplayClient(Node):
     def publish_frame(self, frame: np.ndarray, stamp: Optional[int] = None,
                       encoding: str = 'rgb8', frame_id: str = 'camera') -> Header:
         """Publish ``frame`` stamped ``stamp`` ns (default: now); return the header used."""
-        header = Header(frame_id=frame_id)
-        now = self.get_clock().now().nanoseconds if stamp is None else stamp
-        header.stamp.sec, header.stamp.nanosec = divmod(int(now), 1_000_000_000)
+        header = header_at(self.get_clock().now().nanoseconds if stamp is None else stamp,
+                           frame_id)
         self.image_pub.publish(array_to_image(frame, encoding, header))
         return header
 

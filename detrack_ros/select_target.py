@@ -26,8 +26,9 @@ import threading
 from typing import Mapping, Optional, Sequence, Tuple
 
 import cv2
+from detrack_ros.debug_overlay import to_bgr
 from detrack_ros.detection_messages import detection_from_box
-from detrack_ros.image_conversion import (compressed_to_array, Frame, image_to_array,
+from detrack_ros.image_conversion import (compressed_to_array, image_to_array,
                                           ImageConversionError)
 from detrack_ros.init_boxes import InitBoxError, validate_box
 import numpy as np
@@ -112,18 +113,6 @@ def init_message(box: Sequence[float], header: Header) -> Detection2D:
     class or score.
     """
     return detection_from_box(box, copy_header(header))
-
-
-def to_bgr(frame: Frame) -> np.ndarray:
-    """Return a frame as a new contiguous BGR (H, W, 3) uint8 image, fit to show and draw on."""
-    array = frame.array
-    if array.ndim == 2:
-        return cv2.cvtColor(array, cv2.COLOR_GRAY2BGR)
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ImageConversionError(f'cannot show an image of shape {array.shape}')
-    if not frame.bgr:
-        return cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    return np.array(array, dtype=np.uint8, order='C', copy=True)
 
 
 class BoxDrag:

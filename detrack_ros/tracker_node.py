@@ -38,7 +38,7 @@ from detrack_model.tracking.factory import (build_tracker, model_decoder_layers,
                                             resolve_backend, RuntimeConfig, set_decoder_layers)
 from detrack_model.tracking.tracker import Tracker, TrackerConfig
 from detrack_ros.debug_overlay import draw_overlay
-from detrack_ros.detection_messages import detection_array, detection_from_box
+from detrack_ros.detection_messages import detection_array, detection_from_box, stamp_ns
 from detrack_ros.frame_mailbox import FrameMailbox, RateMeter, RecentValues
 from detrack_ros.image_conversion import (array_to_image, compressed_to_array, Frame,
                                           image_to_array, ImageConversionError)
@@ -84,10 +84,6 @@ class PendingInit(NamedTuple):
     source: str
     # Stamp of the image the box was drawn on (ns), if the sender said; None: the next image.
     stamp_ns: Optional[int]
-
-
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 class TrackerNode(LifecycleNode):
@@ -148,6 +144,12 @@ class TrackerNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model, warm it up, create publishers, services and the diagnostics timer."""
+        # Values given at start-up never pass the set-parameters callback: check them here.
+        for spec in PARAMETERS:
+            reason = spec.check(self.get_parameter(spec.name).value)
+            if reason is not None:
+                self.get_logger().error(f'configure failed: {reason}')
+                return FAILURE
         try:
             self._load_model()
         except (OSError, ValueError, RuntimeError, KeyError) as error:
@@ -372,7 +374,7 @@ class TrackerNode(LifecycleNode):
         self.get_logger().warning(f'{source} rejected: {reason}')
 
     def _on_init_box(self, msg: Detection2D) -> None:
-        self._request_init(box_from_detection(msg), 'init_box', _stamp_ns(msg.header))
+        self._request_init(box_from_detection(msg), 'init_box', stamp_ns(msg.header))
 
     def _on_init_roi(self, msg: RegionOfInterest) -> None:
         self._request_init(box_from_roi(msg), 'init_roi')
@@ -388,7 +390,7 @@ class TrackerNode(LifecycleNode):
             self._rviz_clicks.reset()
             self._reject_init('clicked_point', str(error))
             return
-        stamp = _stamp_ns(msg.header) * 1e-9 or self.get_clock().now().nanoseconds * 1e-9
+        stamp = stamp_ns(msg.header) * 1e-9 or self.get_clock().now().nanoseconds * 1e-9
         self._add_click(self._rviz_clicks, 'clicked_point', u, v, stamp)
 
     def _add_click(self, pair: ClickPair, source: str, x: float, y: float,
@@ -421,14 +423,14 @@ class TrackerNode(LifecycleNode):
                                 self._live['auto_init_min_score'])
         if best is not None:
             self._request_init(best[0], f'detector (score {best[1]:.2f})',
-                               _stamp_ns(msg.header))
+                               stamp_ns(msg.header))
 
     def _frame_for(self, init: PendingInit, newest: Optional[Received]) -> Optional[Received]:
         """Return the image an init applies to: the one with its stamp, else the newest."""
         if init.stamp_ns is not None:
             # list() copies in one step; the image callback appends concurrently.
             for item in reversed(list(self._history)):
-                if _stamp_ns(item.msg.header) == init.stamp_ns:
+                if stamp_ns(item.msg.header) == init.stamp_ns:
                     return item
         return newest
 
@@ -455,7 +457,7 @@ class TrackerNode(LifecycleNode):
         self.get_logger().info(
             f'tracking target {self._track_id} from {init.source}: box ({box[0]:.0f}, '
             f'{box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}) on the image stamped '
-            f'{_stamp_ns(item.msg.header) * 1e-9:.3f}')
+            f'{stamp_ns(item.msg.header) * 1e-9:.3f}')
         self._publish(item, frame, np.asarray(box), 1.0, False, track_id)
         return True
 
@@ -531,10 +533,10 @@ class TrackerNode(LifecycleNode):
         now = time.monotonic()
         self._processing_rate.tick(now)
         self._node_ms.add((now - item.monotonic) * 1e3)
-        age_ns = self.get_clock().now().nanoseconds - _stamp_ns(header)
+        age_ns = self.get_clock().now().nanoseconds - stamp_ns(header)
         self._latency_ms.add(age_ns * 1e-6)
         if self._live['debug_image'] and self._debug_pub.get_subscription_count() > 0:
-            overlay = draw_overlay(frame.array, frame.bgr, box, score, lost, search)
+            overlay = draw_overlay(frame, box, score, lost, search)
             self._debug_pub.publish(array_to_image(overlay, 'bgr8', header))
 
     # -- services ---------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from typing import Any, Dict, Optional, Sequence
 import uuid
 
 import cv2
+from detrack_ros.detection_messages import header_at, stamp_ns
 from detrack_ros.image_conversion import array_to_image
-from detrack_ros.replay import ReplayClient, stamp_ns
+from detrack_ros.replay import ReplayClient
 from detrack_ros.tracker_node import TrackerNode
 from geometry_msgs.msg import Point, PointStamped
 import numpy as np
@@ -46,13 +47,6 @@ def wait_until(condition, timeout: float = WAIT_SEC, period: float = 0.002) -> b
             return False
         time.sleep(period)
     return True
-
-
-def header_at(stamp: int, frame_id: str = 'camera') -> Header:
-    """Return a header stamped ``stamp`` ns."""
-    header = Header(frame_id=frame_id)
-    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp), 1_000_000_000)
-    return header
 
 
 def raw_image(data: bytes, encoding: str, width: int, height: int, step: int,

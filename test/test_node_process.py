@@ -15,14 +15,18 @@ import time
 import uuid
 
 import cv2
+from detrack_ros.detection_messages import header_at
 from detrack_ros.image_conversion import array_to_image
 from detrack_ros.replay import generated_sequence, ReplayClient
+from detrack_ros.tracker_node import TrackerNode
+from node_harness import wait_until
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.executors import SingleThreadedExecutor
-from std_msgs.msg import Header
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -78,9 +82,7 @@ class NodeProcess:
         """Call a service of the node; return (response, seconds it took)."""
         future = self.service(srv_type, name).call_async(request)
         started = time.monotonic()
-        while not future.done() and time.monotonic() < started + timeout:
-            time.sleep(0.001)
-        assert future.done(), f'{name} not answered within {timeout} s'
+        assert wait_until(future.done, timeout), f'{name} not answered within {timeout} s'
         return future.result(), time.monotonic() - started
 
     def stop(self) -> str:
@@ -117,7 +119,7 @@ def flood(client: ReplayClient, messages, rate: float) -> list:
         if delay > 0:
             time.sleep(delay)
         now = client.get_clock().now().nanoseconds
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
+        msg.header.stamp = header_at(now).stamp
         client.image_pub.publish(msg)
         stamps.append(now)
     return stamps
@@ -157,11 +159,11 @@ def test_flood_keeps_node_responsive_newest_first_and_flat_in_memory(ros_context
             worker.join()
             stamps = answers[-1]
             # Newest frame wins: the last image of the flood is answered.
-            last = node.client.wait_for(_header_of(stamps[-1]), 5.0)
+            last = node.client.wait_for(header_at(stamps[-1]), 5.0)
             assert last is not None, 'the newest frame of the flood was not processed'
             time.sleep(1.0)
             memory.append(rss_mb(node.process.pid))
-        answered = [s for s in answers[-1] if node.client.result(_header_of(s)) is not None]
+        answered = [s for s in answers[-1] if node.client.result(header_at(s)) is not None]
         # Never a backlog: some frames are skipped, and answers never go back in time.
         assert 0 < len(answered) <= FLOOD_FRAMES
         order = [node.client.detections[s].received_ns for s in answered]
@@ -174,13 +176,6 @@ def test_flood_keeps_node_responsive_newest_first_and_flat_in_memory(ros_context
     finally:
         output = node.stop()
     assert 'Traceback' not in output, output
-
-
-def _header_of(stamp: int) -> Header:
-    """Return a header with ``stamp`` ns, to look up the detection of that image."""
-    header = Header()
-    header.stamp.sec, header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    return header
 
 
 def test_params_file_is_loaded_by_the_node(ros_context, tmp_path):
@@ -249,3 +244,16 @@ def test_demo_rejects_a_video_without_a_box():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and '--box' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('name, value', [('image_transport', 'theora'),
+                                         ('qos_reliability', 'sometimes'), ('device', 'gpu')])
+def test_start_up_values_outside_their_choices_fail_configure(ros_context, name, value):
+    """A launch-time value the node cannot use fails configure instead of being ignored."""
+    node = TrackerNode(namespace=f'/bad_{uuid.uuid4().hex[:6]}', context=ros_context,
+                       parameter_overrides=[Parameter(name, value=value)])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.state_label() == 'inactive' and node._tracker is None
+    finally:
+        node.destroy_node()
