@@ -44,6 +44,7 @@ setup(
         'detrack-eval = detrack_model.cli.evaluate:main',
         'detrack-export = detrack_model.cli.export:main',
         'detrack-profile = detrack_model.cli.profiler:main',
+        'detrack-prune = detrack_model.cli.prune:main',
         'detrack-synth = detrack_model.cli.synth:main',
         'detrack-train = detrack_model.cli.train:main',
         'select_target = detrack_ros.select_target:main',

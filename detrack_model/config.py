@@ -23,10 +23,12 @@ class EncoderConfig:
     ce_layers: Tuple[int, ...] = (3, 6, 9)
     ce_keep_ratio: float = 0.7
     drop_path: float = 0.0
-    # Per-layer widths of a pruned encoder (None: every layer is dense). head_dims[i] is the
-    # q/k/v width of each head in block i, mlp_dims[i] the hidden width of its MLP.
+    # Per-layer widths of a pruned encoder (None: every layer is dense). head_counts[i] is the
+    # number of heads of block i, head_dims[i] the q/k/v width of each of them, mlp_dims[i] the
+    # hidden width of its MLP.
     head_dims: Optional[List[int]] = None
     mlp_dims: Optional[List[int]] = None
+    head_counts: Optional[List[int]] = None
 
 
 @dataclass
@@ -43,6 +45,8 @@ class DecoderConfig:
     # Normalised size of the proposal anchor each search token starts from: at crop factor 4
     # the target spans about a quarter of the search region.
     anchor_size: float = 0.25
+    # Per-layer FFN hidden widths of a pruned decoder (None: ffn_dim in every layer).
+    ffn_dims: Optional[List[int]] = None
 
 
 @dataclass
@@ -63,6 +67,9 @@ class ModelConfig:
     conv_head: ConvHeadConfig = field(default_factory=ConvHeadConfig)
     template_size: int = 128
     search_size: int = 256
+    # Learnable pruning masks on attention head dims and MLP hidden units (sparsity training,
+    # detrack_model.pruning); a pruned child network has none.
+    masked: bool = False
 
     def __post_init__(self) -> None:
         """Check that the pieces fit together, naming what does not."""
@@ -160,9 +167,14 @@ def validate(config: ModelConfig) -> None:
         raise ValueError(f'ce_layers {bad_layers} outside the encoder depth 0..{enc.depth - 1}')
     if not 0.0 < enc.ce_keep_ratio <= 1.0:
         raise ValueError(f'ce_keep_ratio must be in (0, 1], got {enc.ce_keep_ratio}')
-    for name, widths in (('head_dims', enc.head_dims), ('mlp_dims', enc.mlp_dims)):
-        if widths is not None and (len(widths) != enc.depth or min(widths) < 1):
-            raise ValueError(f'{name} needs {enc.depth} positive widths, got {widths}')
+    for name, widths, count in (('head_dims', enc.head_dims, enc.depth),
+                                ('mlp_dims', enc.mlp_dims, enc.depth),
+                                ('head_counts', enc.head_counts, enc.depth),
+                                ('ffn_dims', dec.ffn_dims, dec.layers)):
+        if widths is not None and (len(widths) != count or min(widths) < 1):
+            raise ValueError(f'{name} needs {count} positive widths, got {widths}')
+    if enc.head_counts is not None and max(enc.head_counts) > enc.heads:
+        raise ValueError(f'head_counts {enc.head_counts} exceed the {enc.heads} heads')
     if dec.hidden % dec.heads:
         raise ValueError(f'decoder hidden {dec.hidden} is not divisible by its {dec.heads} heads')
     if dec.layers < 1 or dec.points < 1 or dec.num_queries < 1:

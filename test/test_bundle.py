@@ -2,6 +2,7 @@
 
 from detrack_model.config import preset
 from detrack_model.export import BundleError, load_bundle, save_bundle
+from detrack_model.export.bundle import bundle_paths
 from detrack_model.modeling import create_model
 import pytest
 import torch
@@ -63,3 +64,10 @@ def test_not_a_bundle_config(tmp_path):
     (tmp_path / 'm.yaml').write_text('model: {}\n')
     with pytest.raises(BundleError, match='is not a detrack bundle config'):
         load_bundle(tmp_path / 'm')
+
+
+def test_stem_with_a_dot_keeps_it(tmp_path):
+    """A bundle named child_0.25 is child_0.25.safetensors + .yaml, not child_0.*."""
+    weights, config = bundle_paths(tmp_path / 'child_0.25')
+    assert (weights.name, config.name) == ('child_0.25.safetensors', 'child_0.25.yaml')
+    assert bundle_paths(tmp_path / 'child_0.25.yaml') == (weights, config)

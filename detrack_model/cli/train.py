@@ -9,11 +9,12 @@ output directory (or the one named). Ctrl-C or SIGTERM saves a checkpoint before
 
 import argparse
 import logging
+import pathlib
 import signal
 import sys
 from typing import Any, Dict, List, Optional
 
-from detrack_model.engine.recipe import load_recipe, recipe_from_dict
+from detrack_model.engine.recipe import Recipe, recipe_from_dict
 from detrack_model.engine.trainer import Trainer
 import yaml
 
@@ -38,9 +39,8 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f'signal {signum}')
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Train; return 0 when the recipe completes, 130 when interrupted (after saving)."""
-    parser = argparse.ArgumentParser(prog='detrack-train', description=__doc__.splitlines()[1])
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options every training command shares (recipe, output, resume, overrides)."""
     parser.add_argument('--config', required=True, help='YAML recipe (see training/)')
     parser.add_argument('--output', help="run directory (default: the recipe's output)")
     parser.add_argument('--resume', nargs='?', const='latest',
@@ -49,14 +49,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--set', dest='overrides', action='append', default=[],
                         metavar='KEY=VALUE', help='override a recipe value (repeatable)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
-    try:
-        recipe = load_recipe(args.config)
-        if args.overrides:
-            recipe = recipe_from_dict(apply_overrides(recipe.to_dict(), args.overrides))
-    except ValueError as error:
-        parser.error(str(error))
+
+
+def read_recipe(args: argparse.Namespace, extra: Optional[Dict[str, Any]] = None) -> Recipe:
+    """Load ``args.config`` with ``extra`` top-level values and ``--set`` overrides applied."""
+    path = pathlib.Path(args.config)
+    if not path.is_file():
+        raise ValueError(f'recipe not found: {path}')
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: expected a mapping at the top level')
+    data.update(extra or {})
+    return recipe_from_dict(apply_overrides(data, args.overrides), str(path))
+
+
+def run_training(recipe: Recipe, args: argparse.Namespace) -> int:
+    """Train ``recipe``; return 0 when it completes, 130 when interrupted (after saving)."""
     signal.signal(signal.SIGTERM, _terminate)
     trainer = Trainer(recipe, args.output, args.device, progress=not args.no_progress)
     try:
@@ -75,6 +83,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     if trainer.dist.is_main:
         print(f'final bundle: {bundle}')
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Train; return 0 when the recipe completes, 130 when interrupted (after saving)."""
+    parser = argparse.ArgumentParser(prog='detrack-train', description=__doc__.splitlines()[1])
+    add_training_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    try:
+        recipe = read_recipe(args)
+    except ValueError as error:
+        parser.error(str(error))
+    return run_training(recipe, args)
 
 
 if __name__ == '__main__':

@@ -55,6 +55,17 @@ class CheckpointRecipe:
 
 
 @dataclass
+class SparsityRecipe:
+    """Sparsity training: L1 weights on the pruning masks (the model needs masked: true)."""
+
+    attention: float = 1.5e-4
+    mlp: float = 7.5e-5
+    decoder_ffn: float = 0.0
+    # Learning rate of the masks (None: the recipe's lr); they take no weight decay.
+    mask_lr: Optional[float] = None
+
+
+@dataclass
 class Recipe:
     """A whole training run."""
 
@@ -65,6 +76,9 @@ class Recipe:
     loss: Dict[str, Any] = field(default_factory=dict)
     checkpoint: CheckpointRecipe = field(default_factory=CheckpointRecipe)
     pretrained: Optional[str] = None
+    # A bundle whose weights initialise the whole network (sparsity training, fine-tuning).
+    init: Optional[str] = None
+    sparsity: Optional[SparsityRecipe] = None
     output: str = 'runs/detrack'
 
     def to_dict(self) -> Dict[str, Any]:
@@ -80,6 +94,29 @@ def _checked_loss(data: Optional[Dict[str, Any]], where: str) -> Dict[str, Any]:
     return dict(data or {})
 
 
+def model_from_spec(spec: Any, where: str) -> ModelConfig:
+    """
+    Build the model configuration of a recipe.
+
+    Besides ``config_from_spec``'s forms, ``{'bundle': path, **overrides}`` takes the
+    architecture of a bundle (a pruned child included) and overrides top-level fields
+    (``masked: true`` for sparsity training).
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f'{where}: model must be a mapping, got {spec!r}')
+    if 'bundle' not in spec:
+        return config_from_spec(spec)
+    from detrack_model.export.bundle import BundleError, read_bundle_config
+    overrides = dict(spec)
+    path = overrides.pop('bundle')
+    try:
+        data = dict(read_bundle_config(path)['model'])
+    except (BundleError, KeyError) as error:
+        raise ValueError(f'{where}: model bundle {path}: {error}') from error
+    data.update(overrides)
+    return ModelConfig.from_dict(data)
+
+
 def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
     """Build a Recipe from its dictionary form."""
     known = {f.name for f in fields(Recipe)}
@@ -88,14 +125,21 @@ def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
         raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
     if 'model' not in data:
         raise ValueError(f'{where}: a model section is required')
-    return Recipe(model=config_from_spec(data['model']),
-                  data=build_dataclass(DataRecipe, data.get('data'), f'{where}: data'),
-                  optim=build_dataclass(OptimRecipe, data.get('optim'), f'{where}: optim'),
-                  loss=_checked_loss(data.get('loss'), f'{where}: loss'),
-                  checkpoint=build_dataclass(CheckpointRecipe, data.get('checkpoint'),
-                                             f'{where}: checkpoint'),
-                  pretrained=data.get('pretrained'),
-                  output=data.get('output', 'runs/detrack'))
+    sparsity = data.get('sparsity')
+    recipe = Recipe(model=model_from_spec(data['model'], f'{where}: model'),
+                    data=build_dataclass(DataRecipe, data.get('data'), f'{where}: data'),
+                    optim=build_dataclass(OptimRecipe, data.get('optim'), f'{where}: optim'),
+                    loss=_checked_loss(data.get('loss'), f'{where}: loss'),
+                    checkpoint=build_dataclass(CheckpointRecipe, data.get('checkpoint'),
+                                               f'{where}: checkpoint'),
+                    pretrained=data.get('pretrained'),
+                    init=data.get('init'),
+                    sparsity=None if sparsity is None else build_dataclass(
+                        SparsityRecipe, sparsity, f'{where}: sparsity'),
+                    output=data.get('output', 'runs/detrack'))
+    if recipe.sparsity is not None and not recipe.model.masked:
+        raise ValueError(f'{where}: a sparsity section needs a model with masked: true')
+    return recipe
 
 
 def load_recipe(path: str) -> Recipe:

@@ -21,12 +21,13 @@ from detrack_model.engine.checkpoints import latest_checkpoint, load_checkpoint,
 from detrack_model.engine.data import build_pair_dataset, collate_pairs, materialise_all
 from detrack_model.engine.metrics_log import MetricsLog
 from detrack_model.engine.recipe import Recipe
-from detrack_model.export.bundle import save_bundle
+from detrack_model.export.bundle import init_from_bundle, save_bundle
 from detrack_model.losses import build_criterion, LossConfig
 from detrack_model.modeling import create_model, DETRack
 from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
 from detrack_model.modeling.checkpoint import load_pretrained_encoder
 from detrack_model.modeling.detrack import DenoisingQueries
+from detrack_model.pruning.masks import sparsity_penalty, SparsityWeights
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -71,6 +72,12 @@ class Trainer:
         self.model = create_model(recipe.model).to(self.device)
         if recipe.pretrained:
             load_pretrained_encoder(self.model.encoder, recipe.pretrained)
+        if recipe.init:
+            init_from_bundle(self.model, recipe.init)
+        self.sparsity = None
+        if recipe.sparsity is not None:
+            self.sparsity = SparsityWeights(recipe.sparsity.attention, recipe.sparsity.mlp,
+                                            recipe.sparsity.decoder_ffn)
         self.train_model = self.model
         if self.dist.enabled:
             self.train_model = DistributedDataParallel(
@@ -105,12 +112,19 @@ class Trainer:
     def _optimizer(self) -> torch.optim.Optimizer:
         """Build the optimizer: AdamW, the encoder at its own (lower) learning rate."""
         optim = self.recipe.optim
-        encoder = [p for p in self.model.encoder.parameters() if p.requires_grad]
-        encoder_ids = {id(p) for p in encoder}
-        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in encoder_ids]
-        return torch.optim.AdamW([{'params': encoder, 'lr': optim.lr_encoder},
-                                  {'params': rest, 'lr': optim.lr}],
-                                 weight_decay=optim.weight_decay)
+        masks = [p for n, p in self.model.named_parameters() if n.endswith('prune_mask')]
+        taken = {id(p) for p in masks}
+        encoder = [p for p in self.model.encoder.parameters()
+                   if p.requires_grad and id(p) not in taken]
+        taken.update(id(p) for p in encoder)
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in taken]
+        groups = [{'params': encoder, 'lr': optim.lr_encoder}, {'params': rest, 'lr': optim.lr}]
+        if masks:
+            # Weight decay would pull masks to zero regardless of the sparsity weights.
+            sparsity = self.recipe.sparsity
+            mask_lr = sparsity.mask_lr if sparsity and sparsity.mask_lr else optim.lr
+            groups.append({'params': masks, 'lr': mask_lr, 'weight_decay': 0.0})
+        return torch.optim.AdamW(groups, weight_decay=optim.weight_decay)
 
     def _autocast_dtype(self) -> Optional[torch.dtype]:
         """Choose the mixed-precision type: on GPUs only (fp32 on CPU)."""
@@ -183,6 +197,11 @@ class Trainer:
         with self._autocast():
             outputs = self.train_model(template, search, **kwargs)
         loss, parts = self.criterion(outputs, gt_boxes.float(), dn_meta)
+        if self.sparsity is not None:
+            penalty, sums = sparsity_penalty(self.model, self.sparsity)
+            loss = loss + penalty
+            parts = {**parts, 'sparsity': penalty.detach(),
+                     **{f'mask_l1_{kind}': value.detach() for kind, value in sums.items()}}
         if not torch.isfinite(loss):
             raise FloatingPointError(f'loss is {loss.item()} at step {self.step}: '
                                      f'{ {k: float(v) for k, v in parts.items()} }')

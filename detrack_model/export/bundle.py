@@ -28,7 +28,8 @@ def bundle_paths(path: PathLike) -> Tuple[pathlib.Path, pathlib.Path]:
     """Return the (weights, config) paths of the bundle named by either file or their stem."""
     path = pathlib.Path(path)
     stem = path.with_suffix('') if path.suffix in ('.safetensors', '.yaml') else path
-    return stem.with_suffix('.safetensors'), stem.with_suffix('.yaml')
+    # Appended, not with_suffix: a stem such as child_0.25 keeps its dot.
+    return stem.with_name(stem.name + '.safetensors'), stem.with_name(stem.name + '.yaml')
 
 
 def save_bundle(model: DETRack, path: PathLike, dtype: torch.dtype = torch.float32,
@@ -61,24 +62,21 @@ def read_bundle_config(path: PathLike) -> Dict[str, Any]:
     return document
 
 
-def load_bundle(path: PathLike, device: Union[str, torch.device] = 'cpu') -> DETRack:
-    """Load a bundle into a float32 network on ``device``; errors name the file at fault."""
-    weights_path, config_path = bundle_paths(path)
-    document = read_bundle_config(path)
-    try:
-        config = ModelConfig.from_dict(document['model'])
-    except (KeyError, TypeError, ValueError) as error:
-        raise BundleError(f'{config_path}: invalid model configuration: {error}') from error
+def _read_weights(weights_path: pathlib.Path) -> Dict[str, torch.Tensor]:
     if not weights_path.is_file():
         raise BundleError(f'bundle weights not found: {weights_path}')
     try:
-        state = load_file(str(weights_path))
+        return load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise BundleError(f'{weights_path} is not a readable safetensors file: {error}') \
             from error
-    model = create_model(config)
+
+
+def _check_fit(model: DETRack, state: Dict[str, torch.Tensor], source: str,
+               optional: Tuple[str, ...] = ()) -> None:
+    """Raise BundleError naming keys that are missing, unexpected or of the wrong shape."""
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith(optional))
     unexpected = sorted(set(state) - set(expected))
     wrong = [f'{k}: file {tuple(state[k].shape)}, config {tuple(v.shape)}'
              for k, v in expected.items() if k in state and state[k].shape != v.shape]
@@ -87,7 +85,39 @@ def load_bundle(path: PathLike, device: Union[str, torch.device] = 'cpu') -> DET
             f'missing {missing[:5]}' if missing else '',
             f'unexpected {unexpected[:5]}' if unexpected else '',
             f'shape mismatch {wrong[:3]}' if wrong else '']))
-        raise BundleError(f'{weights_path} does not match the architecture in {config_path}: '
-                          f'{details}')
+        raise BundleError(f'{source}: {details}')
+
+
+def load_bundle(path: PathLike, device: Union[str, torch.device] = 'cpu') -> DETRack:
+    """Load a bundle into a float32 network on ``device``; errors name the file at fault."""
+    weights_path, config_path = bundle_paths(path)
+    document = read_bundle_config(path)
+    try:
+        config = ModelConfig.from_dict(document['model'])
+    except (KeyError, TypeError, ValueError) as error:
+        raise BundleError(f'{config_path}: invalid model configuration: {error}') from error
+    state = _read_weights(weights_path)
+    model = create_model(config)
+    _check_fit(model, state, f'{weights_path} does not match the architecture in '
+                             f'{config_path}')
+    expected = model.state_dict()
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     return model.to(device).eval()
+
+
+def init_from_bundle(model: DETRack, path: PathLike) -> None:
+    """
+    Copy a bundle's weights into ``model`` (the start of sparsity training or fine-tuning).
+
+    Every weight must fit; only pruning masks may be absent from the bundle (they start at
+    one). Raises BundleError naming the keys that do not fit.
+    """
+    weights_path, _ = bundle_paths(path)
+    read_bundle_config(path)
+    state = _read_weights(weights_path)
+    _check_fit(model, state, f'{weights_path} cannot initialise this network',
+               optional=('prune_mask',))
+    expected = model.state_dict()
+    with torch.no_grad():
+        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()},
+                              strict=False)

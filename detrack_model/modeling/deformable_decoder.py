@@ -100,18 +100,27 @@ class DeformableCrossAttention(nn.Module):
 class DecoderLayer(nn.Module):
     """Self-attention, deformable cross-attention, FFN; post-norm with residuals."""
 
-    def __init__(self, config: DecoderConfig) -> None:
+    def __init__(self, config: DecoderConfig, ffn_dim: Optional[int] = None) -> None:
         super().__init__()
         hidden = config.hidden
+        ffn_dim = ffn_dim or config.ffn_dim
         self.self_attn = nn.MultiheadAttention(hidden, config.heads, dropout=config.dropout,
                                                batch_first=True)
         self.norm1 = nn.LayerNorm(hidden)
         self.cross_attn = DeformableCrossAttention(hidden, config.heads, config.points)
         self.norm2 = nn.LayerNorm(hidden)
-        self.ffn = nn.Sequential(nn.Linear(hidden, config.ffn_dim), nn.ReLU(),
-                                 nn.Dropout(config.dropout), nn.Linear(config.ffn_dim, hidden))
+        self.ffn = nn.Sequential(nn.Linear(hidden, ffn_dim), nn.ReLU(),
+                                 nn.Dropout(config.dropout), nn.Linear(ffn_dim, hidden))
         self.norm3 = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(config.dropout)
+        # Pruning mask over the FFN hidden units, after the ReLU so it folds into ffn[3].
+        self.prune_mask: Optional[nn.Parameter] = None
+
+    def _ffn(self, content: torch.Tensor) -> torch.Tensor:
+        hidden = self.ffn[2](self.ffn[1](self.ffn[0](content)))
+        if self.prune_mask is not None:
+            hidden = hidden * self.prune_mask
+        return self.ffn[3](hidden)
 
     def forward(self, content: torch.Tensor, position: torch.Tensor, boxes: torch.Tensor,
                 memory: torch.Tensor, memory_index: torch.Tensor, grid: Tuple[int, int],
@@ -122,7 +131,7 @@ class DecoderLayer(nn.Module):
         content = self.norm1(content + self.dropout(attended))
         attended = self.cross_attn(content + position, boxes, memory, memory_index, grid)
         content = self.norm2(content + self.dropout(attended))
-        return self.norm3(content + self.dropout(self.ffn(content)))
+        return self.norm3(content + self.dropout(self._ffn(content)))
 
 
 class DeformableDecoder(nn.Module):
@@ -131,7 +140,9 @@ class DeformableDecoder(nn.Module):
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__()
         self.config = config
-        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.layers))
+        ffn_dims = config.ffn_dims or [config.ffn_dim] * config.layers
+        self.layers = nn.ModuleList(DecoderLayer(config, ffn_dims[i])
+                                    for i in range(config.layers))
         self.query_pos_head = MLP(4 * (config.hidden // 2), config.hidden, config.hidden, 2)
         self.bbox_embed = MLP(config.hidden, config.hidden, 4, 3)
         self.class_embed = nn.Linear(config.hidden, 1)

@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Union
 from detrack_model.config import ModelConfig, preset
 from detrack_model.modeling.conv_head import CenterHead
 from detrack_model.modeling.deformable_decoder import DeformableDecoder, scatter_to_grid
+from detrack_model.modeling.prune_masks import add_prune_masks
 from detrack_model.modeling.query_selection import QuerySelection
 from detrack_model.modeling.vit import ViTEncoder
 import torch
@@ -42,6 +43,8 @@ class DETRack(nn.Module):
             self.decoder = DeformableDecoder(dec)
         else:
             self.box_head = CenterHead(config.encoder.dim, config.conv_head.channels, grid)
+        if config.masked:
+            add_prune_masks(self)
 
     def forward(self, template: torch.Tensor, search: torch.Tensor,
                 num_layers: Optional[int] = None, candidate_elimination: bool = True,

@@ -53,6 +53,8 @@ class Attention(nn.Module):
         inner = heads * self.head_dim
         self.qkv = nn.Linear(dim, 3 * inner)
         self.proj = nn.Linear(inner, dim)
+        # Pruning mask over (heads, head_dim), multiplying q, k and v alike (sparsity training).
+        self.prune_mask: Optional[nn.Parameter] = None
 
     def forward(self, x: torch.Tensor,
                 probe: Optional[torch.Tensor] = None
@@ -65,7 +67,10 @@ class Attention(nn.Module):
         Only those few rows are materialised: the full map never is.
         """
         batch, tokens, _ = x.shape
-        q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, self.head_dim) \
+        qkv = self.qkv(x)
+        if self.prune_mask is not None:
+            qkv = qkv * self.prune_mask.flatten().repeat(3)
+        q, k, v = qkv.view(batch, tokens, 3, self.heads, self.head_dim) \
             .permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)
         out = self.proj(out.transpose(1, 2).reshape(batch, tokens, -1))
@@ -84,19 +89,26 @@ class Mlp(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
+        # Pruning mask over the hidden units, after the activation so it folds into fc2.
+        self.prune_mask: Optional[nn.Parameter] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        hidden = self.act(self.fc1(x))
+        if self.prune_mask is not None:
+            hidden = hidden * self.prune_mask
+        return self.fc2(hidden)
 
 
 class Block(nn.Module):
     """Pre-norm transformer block; may eliminate search tokens between attention and MLP."""
 
     def __init__(self, dim: int, heads: int, mlp_hidden: int, head_dim: Optional[int] = None,
-                 drop_path: float = 0.0, keep_ratio: float = 1.0) -> None:
+                 drop_path: float = 0.0, keep_ratio: float = 1.0,
+                 num_heads: Optional[int] = None) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads, head_dim)
+        # head_dim defaults to dim / heads; num_heads (a pruned block) may be fewer heads.
+        self.attn = Attention(dim, num_heads or heads, head_dim or dim // heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, mlp_hidden)
         self.drop_path = DropPath(drop_path)
@@ -164,9 +176,10 @@ class ViTEncoder(nn.Module):
         rates = torch.linspace(0, enc.drop_path, enc.depth).tolist()
         head_dims = enc.head_dims or [enc.dim // enc.heads] * enc.depth
         mlp_dims = enc.mlp_dims or [int(enc.dim * enc.mlp_ratio)] * enc.depth
+        head_counts = enc.head_counts or [enc.heads] * enc.depth
         self.blocks = nn.ModuleList(
             Block(enc.dim, enc.heads, mlp_dims[i], head_dims[i], rates[i],
-                  enc.ce_keep_ratio if i in enc.ce_layers else 1.0)
+                  enc.ce_keep_ratio if i in enc.ce_layers else 1.0, head_counts[i])
             for i in range(enc.depth))
         self.norm = nn.LayerNorm(enc.dim, eps=1e-6)
         self.register_buffer('probe', torch.tensor(centre_token_indices(config.template_grid)),

@@ -1,0 +1,288 @@
+"""
+Write docs/pruning.md and its plots: the shipped model pruned to a sweep of budgets.
+
+    python -m tools.make_pruning_docs        # about an hour on 2 CPU cores, resumable
+
+The whole pipeline runs from the committed recipes, each stage skipped when its output exists
+(delete ``runs/prune_tiny`` to start over): sparsity training of the shipped model
+(training/prune_tiny_sparsity.yaml), slicing at budgets 0.75, 0.5, 0.25 and 0.1 (global) and
+0.01 (layerwise), fine-tuning of every child (training/prune_tiny_finetune.yaml). Then, in one
+run on this machine: MACs and parameters of every network; the median per-frame latency of
+the whole tracker (crop, network, decoding) on the CPU with the onnxruntime and the PyTorch
+backend, all models taking turns in blocks of frames so load changes hit them alike; and AO
+and SR0.5 on the held-out synthetic sequences of docs/tracking.md, after slicing (no
+fine-tuning) and after fine-tuning.
+"""
+
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Sequence, Tuple
+
+from detrack_model.data.sequences import read_rgb
+from detrack_model.data.synthetic import generate_dataset
+from detrack_model.evaluation import evaluate, Scores
+from detrack_model.evaluation.runner import run_benchmark
+from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
+from detrack_model.export.bundle import load_bundle, read_bundle_config
+from detrack_model.profiling import count_macs, count_parameters
+from detrack_model.tracking import build_tracker, RuntimeConfig
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS = ROOT / 'docs'
+EVAL_SEED = 5
+BASE = ROOT / 'models' / 'detrack_tiny_synth'
+SPARSITY_RECIPE = ROOT / 'training' / 'prune_tiny_sparsity.yaml'
+FINETUNE_RECIPE = ROOT / 'training' / 'prune_tiny_finetune.yaml'
+BUDGETS: Tuple[Tuple[float, str], ...] = ((0.75, 'global'), (0.5, 'global'), (0.25, 'global'),
+                                          (0.1, 'global'), (0.01, 'layerwise'))
+BACKENDS = ('onnxruntime', 'torch')
+
+
+def tag(budget: float) -> str:
+    """Return a file-name tag for a budget: 0.25 -> 'b0250'."""
+    return f'b{round(budget * 1000):04d}'
+
+
+def run_stage(args: List[str]) -> None:
+    """Run one detrack-prune stage in its own process (resumable if interrupted)."""
+    command = [sys.executable, '-m', 'detrack_model.cli.prune'] + args
+    print('+', ' '.join(command[2:]), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def build_models(work: pathlib.Path, prune_decoder: bool) -> Dict[str, pathlib.Path]:
+    """Run every missing pipeline stage; return bundle paths by row name."""
+    models = {'unpruned': BASE}
+    sparsity = work / 'sparsity'
+    if not (sparsity / 'model.safetensors').is_file():
+        run_stage(['sparsity', '--config', str(SPARSITY_RECIPE), '--output', str(sparsity),
+                   '--resume', '--no-progress'])
+    models['sparsity-trained'] = sparsity / 'model'
+    for budget, mode in BUDGETS:
+        child = work / f'child_{tag(budget)}'
+        if not child.with_suffix('.safetensors').is_file():
+            run_stage(['slice', str(sparsity / 'model'), '--budget', str(budget), '--mode', mode,
+                       '--output', str(child)] + (['--prune-decoder'] if prune_decoder else []))
+        tuned = work / f'finetune_{tag(budget)}'
+        if not (tuned / 'model.safetensors').is_file():
+            run_stage(['finetune', '--config', str(FINETUNE_RECIPE), '--child', str(child),
+                       '--output', str(tuned), '--resume', '--no-progress'])
+        models[f'{budget:g} sliced'] = child
+        models[f'{budget:g} fine-tuned'] = tuned / 'model'
+    return models
+
+
+def tracker_latency(models: Dict[str, pathlib.Path], sequence: EvalSequence,
+                    backend: str, frames: int, rounds: int) -> Dict[str, float]:
+    """Median per-frame ``Tracker.track`` time (ms), the models taking turns in blocks."""
+    images = [read_rgb(path) for path in sequence.frames]
+    first_box = sequence.anno[0]
+    trackers = {}
+    for name, path in models.items():
+        tracker = build_tracker(path, RuntimeConfig(device='cpu', backend=backend, threads=2))
+        tracker.initialize(images[0], first_box)
+        for image in images[1:6]:
+            tracker.track(image)
+        trackers[name] = tracker
+    samples: Dict[str, List[float]] = {name: [] for name in models}
+    block = max(1, frames // rounds)
+    for _ in range(rounds):
+        for name, tracker in trackers.items():
+            # Every model tracks the same frames from the same start in every block.
+            tracker.initialize(images[0], first_box)
+            for index in range(1, block + 1):
+                image = images[index % len(images)]
+                began = time.perf_counter()
+                tracker.track(image)
+                samples[name].append(time.perf_counter() - began)
+    return {name: 1000.0 * statistics.median(values) for name, values in samples.items()}
+
+
+def model_figures(path: pathlib.Path) -> Dict[str, Any]:
+    """Return the MACs (total and encoder), parameters and pruning metadata of a bundle."""
+    model = load_bundle(path)
+    macs = count_macs(model)
+    document = read_bundle_config(path)
+    return {'macs': macs['total'].total, 'encoder_macs': macs['encoder'].total,
+            'params': count_parameters(model)['total'],
+            'pruning': document.get('metadata', {}).get('pruning')}
+
+
+def layer_plot(figures: Dict[str, Dict[str, Any]], path: pathlib.Path) -> Dict[str, Any]:
+    """Plot the fraction of attention and MLP units every block keeps, per global budget."""
+    figure = Figure(figsize=(10, 3.8))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2, sharey=True)
+    kept: Dict[str, Any] = {}
+    for name, row in figures.items():
+        pruning = row['pruning']
+        if not name.endswith('sliced') or not pruning or pruning['mode'] != 'global':
+            continue
+        layers = pruning['layers']
+        for axis, kind in zip(axes, ('attn', 'mlp')):
+            names = sorted((n for n in layers if n.endswith('.' + kind)),
+                           key=lambda n: int(n.split('.')[2]))
+            fractions = [layers[n]['kept'] / layers[n]['of'] for n in names]
+            kept.setdefault(name, {})[kind] = fractions
+            axis.plot(range(len(names)), fractions, marker='o',
+                      label=f'budget {pruning["budget"]:g}')
+    for axis, title in zip(axes, ('attention (head x dim)', 'MLP hidden units')):
+        axis.set_title(f'{title} kept per block')
+        axis.set_xlabel('encoder block')
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel('fraction kept')
+    axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return kept
+
+
+def tradeoff_plot(rows: Dict[str, Dict[str, Any]], path: pathlib.Path) -> None:
+    """Plot AO against encoder MACs and against tracker latency, sliced and fine-tuned."""
+    figure = Figure(figsize=(10, 3.8))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2, sharey=True)
+    for stage, marker in (('sliced', 'x'), ('fine-tuned', 'o')):
+        names = ['unpruned'] + [n for n in rows if n.endswith(stage)]
+        for axis, key, scale in ((axes[0], 'encoder_macs', 1e6),
+                                 (axes[1], 'latency_onnxruntime', 1.0)):
+            axis.plot([rows[n][key] / scale for n in names], [rows[n]['ao'] for n in names],
+                      marker=marker, label=stage)
+    axes[0].set_xlabel('encoder MACs (M)')
+    axes[1].set_xlabel('tracker latency, onnxruntime CPU (ms)')
+    axes[0].set_ylabel('AO')
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle('Pruned DETRack (vit_tiny, 6 blocks) on the synthetic validation sequences')
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
+    """Render the Table-2-shaped summary."""
+    base = rows['unpruned']
+    lines = ['| model | budget | mode | encoder MACs (M) | all MACs (M) | params (M) | '
+             'latency ort (ms) | latency torch (ms) | speed-up ort | AO | SR0.5 |',
+             '|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|']
+    for name, row in rows.items():
+        pruning = row['pruning'] or {}
+        budget = f'{pruning["budget"]:g}' if pruning else '-'
+        mode = pruning.get('mode', '-')
+        lines.append(
+            f'| {name} | {budget} | {mode} | {row["encoder_macs"] / 1e6:.1f} | '
+            f'{row["macs"] / 1e6:.1f} | {row["params"] / 1e6:.2f} | '
+            f'{row["latency_onnxruntime"]:.2f} | {row["latency_torch"]:.2f} | '
+            f'{base["latency_onnxruntime"] / row["latency_onnxruntime"]:.2f}x | '
+            f'{row["ao"]:.3f} | {row["sr50"]:.3f} |')
+    return lines
+
+
+def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, frames: int,
+         load: Sequence[float]) -> str:
+    """Render docs/pruning.md."""
+    base, target = rows['unpruned'], rows.get('0.25 fine-tuned')
+    lines = [
+        '# Structured pruning: budgets, speed and accuracy',
+        '',
+        'Generated by `python -m tools.make_pruning_docs` '
+        f'({datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPU '
+        f'cores, torch {torch.__version__}, no GPU; 1-min load average {load[0]:.1f}). Every '
+        'number below comes from one run on one machine.',
+        '',
+        '**Pipeline** (`detrack-prune`): the shipped model `models/detrack_tiny_synth` is '
+        'sparsity-trained with masks on every encoder attention (per head and head dimension, '
+        'multiplying q, k and v) and MLP, and on the decoder FFNs '
+        '(`training/prune_tiny_sparsity.yaml`: L1 weights 1.5e-4 attention, 7.5e-5 MLP and '
+        'decoder FFN); sliced to each budget (global: one threshold over all encoder masks; '
+        'layerwise at 0.01; minimum barrier max(1, 1 %) per layer; decoder FFNs layerwise); '
+        'then fine-tuned without masks (`training/prune_tiny_finetune.yaml`).',
+        '',
+        f'**Data**: the {count} held-out synthetic sequences of {frames} frames of '
+        'docs/tracking.md (seed 5, `val` photographs), GOT-10k protocol, onnxruntime backend. '
+        '**Latency**: median per-frame time of `Tracker.track` (crop, network, decoding; batch '
+        '1, 2 threads), every model taking turns on the same frames.',
+        '',
+    ] + table(rows) + ['']
+    if target is not None:
+        macs_ratio = base['encoder_macs'] / target['encoder_macs']
+        ort_ratio = base['latency_onnxruntime'] / target['latency_onnxruntime']
+        torch_ratio = base['latency_torch'] / target['latency_torch']
+        loss = 100.0 * (base['ao'] - target['ao']) / base['ao']
+        lines += [
+            '## Budget 0.25 against the targets',
+            '',
+            f'- Encoder MACs: {macs_ratio:.2f}x fewer (target at least 3x: '
+            f'{"met" if macs_ratio >= 3 else "missed"}).',
+            f'- Whole-tracker CPU latency: {ort_ratio:.2f}x lower with onnxruntime, '
+            f'{torch_ratio:.2f}x with PyTorch (target at least 2.5x: '
+            f'{"met" if max(ort_ratio, torch_ratio) >= 2.5 else "missed"}).',
+            f'- AO {target["ao"]:.3f} against {base["ao"]:.3f} unpruned: '
+            f'{loss:+.1f} % relative loss (target at most 4 %: '
+            f'{"met" if loss <= 4 else "missed"}).',
+            '',
+        ]
+    lines += ['## Which layers the global budget prunes hardest', '',
+              '| budget | attention kept per block | MLP kept per block |', '|:--|:--|:--|']
+    for name, parts in kept.items():
+        lines.append(f'| {name.split()[0]} | '
+                     + ' | '.join(' '.join(f'{v:.2f}' for v in parts[k])
+                                  for k in ('attn', 'mlp')) + ' |')
+    lines += ['', '![layers](pruning-layers.png)', '', '![trade-off](pruning.png)', '',
+              'Regenerate: `python -m tools.make_pruning_docs` (stages already in '
+              '`runs/prune_tiny` are reused; delete it to start over).', '']
+    return '\n'.join(lines)
+
+
+def main() -> int:
+    """Build every model of the sweep, measure them, write the page and the plots."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument('--work', default=str(ROOT / 'runs' / 'prune_tiny'))
+    parser.add_argument('--sequences', type=int, default=30)
+    parser.add_argument('--frames', type=int, default=100)
+    parser.add_argument('--data', default=str(ROOT / 'build' / 'data' / 'synthetic_eval'))
+    parser.add_argument('--latency-frames', type=int, default=200)
+    parser.add_argument('--no-prune-decoder', action='store_true',
+                        help='keep the decoder FFNs whole')
+    parser.add_argument('--docs', default=str(DOCS))
+    args = parser.parse_args()
+    work = pathlib.Path(args.work)
+    models = build_models(work, not args.no_prune_decoder)
+    data = pathlib.Path(args.data)
+    if not (data / 'val' / 'list.txt').is_file():
+        generate_dataset(str(data), 'val', args.sequences, args.frames, size=(480, 360),
+                         seed=EVAL_SEED, overwrite=True)
+    sequences = load_benchmark('got10k', str(data), split='val')[:args.sequences]
+    rows = {name: model_figures(path) for name, path in models.items()}
+    for name, path in models.items():
+        tracker = build_tracker(path, RuntimeConfig(device='cpu', backend='onnxruntime'))
+        print(f'{name} ...', flush=True)
+        results = run_benchmark(lambda: tracker, sequences, str(work / 'results'),
+                                name.replace(' ', '_'), resume=True)
+        scores: Scores = evaluate(results, 'got10k')
+        rows[name].update(ao=scores.ao, sr50=scores.sr50)
+    for backend in BACKENDS:
+        latency = tracker_latency(models, sequences[0], backend, args.latency_frames, rounds=10)
+        for name, value in latency.items():
+            rows[name][f'latency_{backend}'] = value
+    docs = pathlib.Path(args.docs)
+    kept = layer_plot(rows, docs / 'pruning-layers.png')
+    tradeoff_plot(rows, docs / 'pruning.png')
+    (docs / 'pruning.md').write_text(page(rows, kept, len(sequences), args.frames,
+                                          os.getloadavg()))
+    print((docs / 'pruning.md').read_text())
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
