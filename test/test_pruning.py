@@ -109,9 +109,9 @@ def test_sparsity_penalty_value_and_gradients():
                 for kind, group in groups.items()}
     for kind in expected:
         assert float(sums[kind].detach()) == pytest.approx(expected[kind], rel=1e-6)
-    assert float(penalty.detach()) == pytest.approx(1.5e-4 * expected['attention'] + 7.5e-5
-                                           * expected['mlp'] + 2e-5 * expected['decoder_ffn'],
-                                           rel=1e-6)
+    total = (1.5e-4 * expected['attention'] + 7.5e-5 * expected['mlp']
+             + 2e-5 * expected['decoder_ffn'])
+    assert float(penalty.detach()) == pytest.approx(total, rel=1e-6)
     penalty.backward()
     for kind, weight in (('attention', 1.5e-4), ('mlp', 7.5e-5), ('decoder_ffn', 2e-5)):
         for mask in groups[kind].values():
