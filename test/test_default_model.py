@@ -2,6 +2,7 @@
 
 import pathlib
 
+from detrack_model.config import ModelConfig
 from detrack_model.data import Got10k, PairProcessing, TrackingPairDataset
 from detrack_model.data.synthetic import generate_dataset
 from detrack_model.engine.data import collate_pairs
@@ -28,7 +29,7 @@ def test_shipped_model_is_small_and_loads():
 def test_shipped_model_comes_from_the_committed_recipe():
     """The bundle's recorded recipe builds the same architecture as training/'s recipe."""
     document = read_bundle_config(MODEL)
-    assert document['model'] == load_recipe(str(RECIPE)).model.to_dict()
+    assert ModelConfig.from_dict(document['model']) == load_recipe(str(RECIPE)).model
     assert document['metadata']['steps'] > 0
 
 
