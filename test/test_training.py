@@ -154,21 +154,29 @@ def test_sigterm_saves_a_checkpoint(recipe_file, tmp_path):
     assert len(checkpoints) == 1 and 'checkpoint saved' in output
 
 
-def test_ddp_on_two_cpu_processes_equals_one_process(recipe_file, tmp_path):
+@pytest.mark.parametrize('sparsity', [False, True], ids=['plain', 'sparsity'])
+def test_ddp_on_two_cpu_processes_equals_one_process(recipe_file, tmp_path, sparsity):
     """Run 2 gloo processes under torchrun: ranks agree and match one process."""
+    overrides = ['data.val=[]']
+    if sparsity:
+        # Sparsity training (pruning masks + L1 penalty) is the same loop under DDP.
+        overrides += ['model.masked=true', 'sparsity={attention: 0.01, mlp: 0.01, '
+                      'decoder_ffn: 0.01, mask_lr: 0.01}']
     command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
                '--nproc_per_node', '2', '-m', 'detrack_model.cli.train',
-               '--config', str(recipe_file), '--output', str(tmp_path / 'ddp'), '--no-progress',
-               '--set', 'data.val=[]']
+               '--config', str(recipe_file), '--output', str(tmp_path / 'ddp'), '--no-progress']
+    for override in overrides:
+        command += ['--set', override]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    train(recipe_file, tmp_path / 'single', 'data.val=[]')
+    train(recipe_file, tmp_path / 'single', *overrides)
     ddp, single = losses(tmp_path / 'ddp'), losses(tmp_path / 'single')
     assert sorted(ddp) == sorted(single)
     for step in single:
         assert ddp[step] == pytest.approx(single[step], rel=1e-5), step
     weights_ddp = load_file(str(tmp_path / 'ddp' / 'model.safetensors'))
     weights_single = load_file(str(tmp_path / 'single' / 'model.safetensors'))
+    assert any(key.endswith('prune_mask') for key in weights_single) == sparsity
     for key in weights_single:
         torch.testing.assert_close(weights_ddp[key], weights_single[key], rtol=1e-4, atol=1e-5)
 
