@@ -1,4 +1,4 @@
-"""The shipped default model: small, loadable, made by the committed recipe, and it tracks."""
+"""The shipped models: small, loadable, made by the committed recipes, and they track."""
 
 import pathlib
 
@@ -6,15 +6,40 @@ from detrack_model.config import ModelConfig
 from detrack_model.data import Got10k, PairProcessing, TrackingPairDataset
 from detrack_model.data.synthetic import generate_dataset
 from detrack_model.engine.data import collate_pairs
-from detrack_model.engine.recipe import load_recipe
+from detrack_model.engine.recipe import load_recipe, recipe_from_dict
 from detrack_model.export import load_bundle
 from detrack_model.export.bundle import read_bundle_config
 from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
+from detrack_model.shipped import default_model_path
+import pytest
 import torch
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODEL = ROOT / 'models' / 'detrack_tiny_synth'
 RECIPE = ROOT / 'training' / 'synthetic_cpu_tiny.yaml'
+DEFAULT = ROOT / 'models' / 'detrack_tiny_synth_p10'
+FINETUNE = ROOT / 'training' / 'prune_tiny_finetune.yaml'
+
+
+def test_default_is_the_pruned_child_of_the_unpruned_model():
+    """The default is the budget-0.1 child, fine-tuned by the committed recipe, and smaller."""
+    assert default_model_path() == DEFAULT
+    assert DEFAULT.with_suffix('.safetensors').stat().st_size <= 10 * 1000 * 1000
+    metadata = read_bundle_config(DEFAULT)['metadata']
+    assert (metadata['pruning']['budget'], metadata['pruning']['mode']) == (0.1, 'global')
+    recipe = yaml.safe_load(FINETUNE.read_text())
+    assert metadata['recipe']['optim'] == load_recipe_dict(recipe)['optim']
+    assert metadata['recipe']['sparsity'] is None
+    pruned, parent = load_bundle(DEFAULT), load_bundle(MODEL)
+    assert pruned.config.encoder.mlp_dims is not None
+    assert sum(p.numel() for p in pruned.parameters()) < 0.5 * sum(
+        p.numel() for p in parent.parameters())
+
+
+def load_recipe_dict(data):
+    """Return the full dictionary form of a fine-tuning recipe (model from the default)."""
+    return recipe_from_dict({**data, 'model': {'bundle': str(DEFAULT)}}).to_dict()
 
 
 def test_shipped_model_is_small_and_loads():
@@ -33,10 +58,11 @@ def test_shipped_model_comes_from_the_committed_recipe():
     assert document['metadata']['steps'] > 0
 
 
-def test_shipped_model_localises_targets_on_unseen_sequences(tmp_path):
+@pytest.mark.parametrize('bundle', [MODEL, DEFAULT], ids=['unpruned', 'default'])
+def test_shipped_model_localises_targets_on_unseen_sequences(tmp_path, bundle):
     """On fresh validation-split sequences (other photos, other seed) boxes overlap the GT."""
     generate_dataset(str(tmp_path), 'val', 3, 30, size=(480, 360), seed=12345)
-    model = load_bundle(MODEL)
+    model = load_bundle(bundle)
     config = model.config
     pairs = TrackingPairDataset([Got10k(str(tmp_path), 'val')], pairs_per_epoch=48,
                                 processing=PairProcessing(config.template_size,

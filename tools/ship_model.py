@@ -2,19 +2,36 @@
 Copy a trained bundle into models/ as the shipped default, in half precision.
 
 Half-precision weights halve the file (the node loads them into a float32 network on the CPU);
-the bundle keeps its recipe and training metadata.
+the bundle keeps its recipe and training metadata. A fine-tuned pruned child also keeps the
+pruning record (budget, mode, per-layer widths) of the child it was trained from.
 
     python -m tools.ship_model runs/synthetic_cpu_tiny/model --output models/detrack_tiny_synth
+    python -m tools.ship_model runs/prune_tiny/finetune_b0100/model \
+        --output models/detrack_tiny_synth_p10
 """
 
 import argparse
+import pathlib
 import sys
+from typing import Any
 
 from detrack_model.export.bundle import load_bundle, read_bundle_config
 from detrack_model.export.bundle import save_bundle
 import torch
 
 LIMIT_BYTES = 10 * 1000 * 1000
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def relative_paths(value: Any) -> Any:
+    """Write paths inside the source tree relative to it (the record travels with the file)."""
+    if isinstance(value, dict):
+        return {k: relative_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v) for v in value]
+    if isinstance(value, str) and value.startswith(str(ROOT) + '/'):
+        return value[len(str(ROOT)) + 1:]
+    return value
 
 
 def main() -> int:
@@ -23,7 +40,13 @@ def main() -> int:
     parser.add_argument('bundle', help='trained bundle (its .safetensors, .yaml or stem)')
     parser.add_argument('--output', required=True, help='stem of the shipped bundle')
     args = parser.parse_args()
-    metadata = read_bundle_config(args.bundle).get('metadata', {})
+    metadata = dict(read_bundle_config(args.bundle).get('metadata', {}))
+    init = metadata.get('recipe', {}).get('init')
+    if init and 'pruning' not in metadata:
+        parent = read_bundle_config(init).get('metadata', {})
+        if 'pruning' in parent:
+            metadata['pruning'] = parent['pruning']
+    metadata = relative_paths(metadata)
     model = load_bundle(args.bundle)
     weights, config = save_bundle(model, args.output, dtype=torch.float16, metadata=metadata)
     size = weights.stat().st_size

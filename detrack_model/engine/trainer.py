@@ -318,7 +318,8 @@ class Trainer:
         bundle = self.output / 'model'
         if self.dist.is_main:
             save_bundle(self.model, bundle,
-                        metadata={'steps': self.step, 'recipe': recipe.to_dict(),
+                        metadata={'steps': self.step,
+                                  'recipe': {**recipe.to_dict(), 'output': str(self.output)},
                                   'wall_time_s': round(self.wall_time_s(), 1)})
         distributed.barrier(self.dist)
         return bundle.with_suffix('.safetensors')
