@@ -1,7 +1,7 @@
 """
 Time one tracking frame on the CPU: the PyTorch backend against the onnxruntime backend.
 
-Loads a model bundle (default: the shipped model), exports it to ONNX with the same decoder
+Loads a model bundle (default: the shipped default model), exports it to ONNX with the same decoder
 layers and candidate elimination, and runs both backends through the tracker's Backend
 interface (set_template once, then infer per frame) on the same pre-generated crops. The two
 backends take turns in blocks of frames (``--rounds``), so a change in machine load hits both
@@ -25,13 +25,14 @@ from typing import Dict, List, Optional
 from detrack_model.export.bundle import load_bundle
 from detrack_model.export.onnx import export_onnx
 from detrack_model.export.onnx_backend import OnnxBackend
+from detrack_model.shipped import default_model_path
 from detrack_model.tracking.backends import Backend, TorchBackend
 import numpy as np
 import onnxruntime
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / 'models' / 'detrack_tiny_synth'
+DEFAULT_MODEL = default_model_path()
 # Distinct search crops cycled through, so the timings do not rest on a single input.
 CROPS = 16
 # Untimed frames at the start of every block, after the other backend ran.
