@@ -3,8 +3,8 @@ Build a ready Tracker from a model file and runtime settings.
 
 ``model`` is a bundle (``<stem>.safetensors`` + ``<stem>.yaml``, any of the three spellings)
 or an exported ``.onnx`` file. With ``backend='onnxruntime'`` and a bundle, the bundle is
-exported to a temporary ONNX file first. ``backend='auto'`` picks onnxruntime on the CPU (about
-several times faster there than PyTorch eager on the shipped model, docs/tracking.md) and PyTorch
+exported to a temporary ONNX file first. ``backend='auto'`` picks onnxruntime on the CPU
+(several times faster there than PyTorch eager on the shipped model, docs/tracking.md) and PyTorch
 on a GPU (fp16, the CUDA deformable-attention kernel).
 """
 
