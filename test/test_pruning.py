@@ -2,6 +2,7 @@
 
 import copy
 import csv
+import json
 import pathlib
 import subprocess
 import sys
@@ -12,11 +13,15 @@ from detrack_model.engine.recipe import recipe_from_dict
 from detrack_model.engine.trainer import Trainer
 from detrack_model.export.bundle import (BundleError, init_from_bundle, load_bundle,
                                          save_bundle)
+from detrack_model.export.onnx import export_onnx
+from detrack_model.export.onnx_backend import OnnxBackend
 from detrack_model.modeling import create_model
 from detrack_model.modeling.prune_masks import prune_masks
+from detrack_model.profiling import count_macs
 from detrack_model.pruning import (choose_kept, masked_child, prune_to_budget, slice_model,
                                    sparsity_penalty, SparsityWeights)
 from detrack_model.tracking import build_tracker, RuntimeConfig
+from detrack_model.tracking.backends import TorchBackend
 import numpy as np
 import pytest
 import torch
@@ -297,9 +302,6 @@ def test_pruned_bundle_runs_in_the_tracker_on_both_backends(child_bundle):
 
 def test_onnx_export_of_a_sliced_network_matches_torch(child_bundle, tmp_path):
     """The sliced network exports with standard operators and onnxruntime reproduces it."""
-    from detrack_model.export.onnx import export_onnx
-    from detrack_model.export.onnx_backend import OnnxBackend
-    from detrack_model.tracking.backends import TorchBackend
     model = load_bundle(child_bundle)
     path = export_onnx(model, tmp_path / 'child.onnx')
     rng = np.random.default_rng(1)
@@ -317,10 +319,8 @@ def test_profile_tool_reads_a_pruned_bundle(child_bundle, capsys):
     """detrack-profile takes the bundle's YAML and counts the smaller network."""
     assert profile_main(['--config', str(child_bundle.with_suffix('.yaml')), '--runs', '2',
                          '--json']) == 0
-    import json
     report = json.loads(capsys.readouterr().out)
     full = create_model('vit_tiny', **copy.deepcopy(SMALL))
-    from detrack_model.profiling import count_macs
     assert report['stages']['encoder']['macs'] < 0.5 * count_macs(full)['encoder'].total
 
 

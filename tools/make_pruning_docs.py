@@ -33,6 +33,7 @@ from detrack_model.evaluation.runner import run_benchmark
 from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
 from detrack_model.export.bundle import load_bundle, read_bundle_config
 from detrack_model.profiling import count_macs, count_parameters
+from detrack_model.shipped import default_model_path
 from detrack_model.tracking import build_tracker, RuntimeConfig
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -251,14 +252,18 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
             f'{"met" if loss <= 4 else "missed"}).',
             '',
         ]
-    default = rows.get('0.1 fine-tuned')
+    # The shipped default records the budget of the child it was fine-tuned from.
+    shipped = default_model_path()
+    record = read_bundle_config(shipped).get('metadata', {}).get('pruning')
+    default = rows.get(f'{record["budget"]:g} fine-tuned') if record else None
     if default is not None:
+        name = shipped.relative_to(ROOT) if shipped.is_relative_to(ROOT) else shipped
         lines += [
             '## The shipped default',
             '',
-            'The default model `models/detrack_tiny_synth_p10` is the 0.1 fine-tuned child '
-            '(`python -m tools.ship_model runs/prune_tiny/finetune_b0100/model --output '
-            f'models/detrack_tiny_synth_p10`, half-precision weights): AO {default["ao"]:.3f} '
+            f'The default model `{name}` is the {record["budget"]:g} fine-tuned child '
+            f'(`python -m tools.ship_model runs/prune_tiny/finetune_{tag(record["budget"])}'
+            f'/model --output {name}`, half-precision weights): AO {default["ao"]:.3f} '
             f'against {base["ao"]:.3f} unpruned, '
             f'{base["latency_onnxruntime"] / default["latency_onnxruntime"]:.2f}x lower '
             'tracker latency with onnxruntime, '

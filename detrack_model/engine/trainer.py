@@ -27,6 +27,7 @@ from detrack_model.modeling import create_model, DETRack
 from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
 from detrack_model.modeling.checkpoint import load_pretrained_encoder
 from detrack_model.modeling.detrack import DenoisingQueries
+from detrack_model.modeling.prune_masks import named_masks
 from detrack_model.pruning.masks import sparsity_penalty, SparsityWeights
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -112,7 +113,7 @@ class Trainer:
     def _optimizer(self) -> torch.optim.Optimizer:
         """Build the optimizer: AdamW, the encoder at its own (lower) learning rate."""
         optim = self.recipe.optim
-        masks = [p for n, p in self.model.named_parameters() if n.endswith('prune_mask')]
+        masks = list(named_masks(self.model).values())
         taken = {id(p) for p in masks}
         encoder = [p for p in self.model.encoder.parameters()
                    if p.requires_grad and id(p) not in taken]

@@ -46,3 +46,9 @@ def prune_masks(model: nn.Module) -> Dict[str, Dict[str, torch.Tensor]]:
         else:
             groups['decoder_ffn'][name] = mask
     return groups
+
+
+def named_masks(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Return every mask of the model by its owner's name, whatever its kind."""
+    return {name: mask for group in prune_masks(model).values()
+            for name, mask in group.items()}

@@ -10,7 +10,7 @@ import copy
 from dataclasses import dataclass
 from typing import Dict, Mapping, Tuple
 
-from detrack_model.modeling.prune_masks import KINDS, prune_masks
+from detrack_model.modeling.prune_masks import KINDS, named_masks, prune_masks
 import torch
 from torch import nn
 
@@ -54,8 +54,7 @@ def masked_child(model: nn.Module, keep: Mapping[str, torch.Tensor]) -> nn.Modul
     must reproduce its outputs.
     """
     child = copy.deepcopy(model)
-    masks = {name: mask for group in prune_masks(child).values()
-             for name, mask in group.items()}
+    masks = named_masks(child)
     unknown = sorted(set(keep) - set(masks))
     if unknown:
         raise ValueError(f'no masks named {unknown}')

@@ -23,7 +23,7 @@ import math
 from typing import Dict, List, Mapping, Tuple
 
 from detrack_model.modeling import DETRack
-from detrack_model.modeling.prune_masks import prune_masks
+from detrack_model.modeling.prune_masks import named_masks
 import torch
 
 
@@ -63,8 +63,7 @@ def slice_model(model: DETRack,
     not named are kept whole. Returns an unmasked float32 network in eval mode, whose config
     names its per-layer widths, and the report of what was kept.
     """
-    groups = prune_masks(model)
-    masks = {name: mask for group in groups.values() for name, mask in group.items()}
+    masks = named_masks(model)
     if not masks:
         raise ValueError('the model has no pruning masks to slice by')
     unknown = sorted(set(keep) - set(masks))
