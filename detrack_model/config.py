@@ -25,10 +25,20 @@ class EncoderConfig:
     drop_path: float = 0.0
     # Per-layer widths of a pruned encoder (None: every layer is dense). head_counts[i] is the
     # number of heads of block i, head_dims[i] the q/k/v width of each of them, mlp_dims[i] the
-    # hidden width of its MLP.
+    # hidden width of its MLP. head_widths[i] instead lists the q/k/v width of every head of
+    # block i separately (heads of one block may differ); it replaces head_counts/head_dims.
     head_dims: Optional[List[int]] = None
     mlp_dims: Optional[List[int]] = None
     head_counts: Optional[List[int]] = None
+    head_widths: Optional[List[List[int]]] = None
+
+    def block_head_widths(self) -> List[List[int]]:
+        """Return the q/k/v width of every head of every block, whichever fields name them."""
+        if self.head_widths is not None:
+            return [list(widths) for widths in self.head_widths]
+        dims = self.head_dims or [self.dim // self.heads] * self.depth
+        counts = self.head_counts or [self.heads] * self.depth
+        return [[dims[i]] * counts[i] for i in range(self.depth)]
 
 
 @dataclass
@@ -175,6 +185,8 @@ def validate(config: ModelConfig) -> None:
             raise ValueError(f'{name} needs {count} positive widths, got {widths}')
     if enc.head_counts is not None and max(enc.head_counts) > enc.heads:
         raise ValueError(f'head_counts {enc.head_counts} exceed the {enc.heads} heads')
+    if enc.head_widths is not None:
+        _check_head_widths(enc, config.masked)
     if dec.hidden % dec.heads:
         raise ValueError(f'decoder hidden {dec.hidden} is not divisible by its {dec.heads} heads')
     if dec.layers < 1 or dec.points < 1 or dec.num_queries < 1:
@@ -186,6 +198,25 @@ def validate(config: ModelConfig) -> None:
                          f'kept after candidate elimination ({config.search_grid}x'
                          f'{config.search_grid} tokens, keep ratio {enc.ce_keep_ratio} at '
                          f'layers {list(enc.ce_layers)}); use at most {kept}')
+
+
+def _check_head_widths(enc: EncoderConfig, masked: bool) -> None:
+    """Raise ValueError unless ``head_widths`` names 1..heads positive widths per block."""
+    widths = enc.head_widths
+    if enc.head_dims is not None or enc.head_counts is not None:
+        raise ValueError('head_widths replaces head_dims and head_counts: give one or the other')
+    if not isinstance(widths, list) or len(widths) != enc.depth:
+        raise ValueError(f'head_widths needs one list of head widths per block ({enc.depth}), '
+                         f'got {widths}')
+    for i, layer in enumerate(widths):
+        if not (isinstance(layer, list) and 1 <= len(layer) <= enc.heads and all(
+                isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in layer)):
+            raise ValueError(f'head_widths[{i}] must list 1..{enc.heads} positive integer '
+                             f'widths, got {layer}')
+        if masked and len(set(layer)) > 1:
+            # A mask is one (heads, head_dim) grid; heads of different widths do not fill one.
+            raise ValueError(f'a masked model needs heads of one width per block; block {i} '
+                             f'has widths {layer}')
 
 
 ENCODERS = {

@@ -3,6 +3,7 @@
 import copy
 import csv
 import json
+import math
 import pathlib
 import subprocess
 import sys
@@ -16,13 +17,16 @@ from detrack_model.export.bundle import (BundleError, init_from_bundle, load_bun
 from detrack_model.export.onnx import export_onnx
 from detrack_model.export.onnx_backend import OnnxBackend
 from detrack_model.modeling import create_model
+from detrack_model.modeling.head_layout import uniform_head_widths
 from detrack_model.modeling.prune_masks import prune_masks
+from detrack_model.modeling.vit import Attention
 from detrack_model.profiling import count_macs
 from detrack_model.pruning import (choose_kept, masked_child, prune_to_budget, slice_model,
                                    sparsity_penalty, SparsityWeights)
 from detrack_model.tracking import build_tracker, RuntimeConfig
 from detrack_model.tracking.backends import TorchBackend
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
@@ -47,6 +51,11 @@ def randomise_masks(model, seed: int = 1) -> None:
         for group in prune_masks(model).values():
             for mask in group.values():
                 mask.copy_(torch.rand(mask.shape, generator=generator) * 2.0 - 0.4)
+
+
+def model_widths(model) -> list:
+    """Return the q/k/v width of every head of every encoder block."""
+    return [block.attn.head_widths for block in model.encoder.blocks]
 
 
 def crops(batch: int = 2, seed: int = 3):
@@ -159,8 +168,11 @@ def test_sliced_network_reproduces_the_masked_one(budget, mode, prune_decoder):
     enc = child.config.encoder
     for i in range(3):
         name = f'encoder.blocks.{i}.attn'
-        # Uniform width per layer: heads x width covers what is kept, plus the padding.
-        assert enc.head_counts[i] * enc.head_dims[i] == report.kept[name] + report.padded[name]
+        # Exact per-head widths: the weights hold what is kept and nothing else; the zero
+        # entries of the attention layout fill the heads up to the widest one.
+        widths = enc.head_widths[i]
+        assert sum(widths) == report.kept[name] == child.encoder.blocks[i].attn.proj.in_features
+        assert len(widths) * max(widths) == report.kept[name] + report.padded[name]
         assert enc.mlp_dims[i] == report.kept[f'encoder.blocks.{i}.mlp']
     sizes = [p.numel() for p in child.parameters()]
     if budget < 1.0:
@@ -185,8 +197,8 @@ def test_conv_head_network_slices_too():
     torch.testing.assert_close(b['score_map'], a['score_map'], rtol=0, atol=1e-5)
 
 
-def test_dead_heads_are_removed_and_uneven_heads_padded():
-    """Hand-made keep: head 0 empty, heads 1 and 2 keep 5 and 2 dims -> 2 heads of width 5."""
+def test_dead_heads_are_removed_and_uneven_heads_keep_their_widths():
+    """Hand-made keep: head 0 empty, heads 1 and 2 keep 5 and 2 dims -> widths [5, 2]."""
     parent = small_model()
     randomise_masks(parent)
     keep = choose_kept(parent, 1.0)
@@ -198,12 +210,53 @@ def test_dead_heads_are_removed_and_uneven_heads_padded():
     reference = masked_child(parent, keep).eval()
     child, report = slice_model(parent, keep)
     assert (report.heads[name], report.head_dims[name], report.padded[name]) == (2, 5, 3)
-    assert child.encoder.blocks[0].attn.qkv.weight.shape == (3 * 2 * 5, 192)
+    assert child.config.encoder.head_widths[0] == report.head_widths[name] == [5, 2]
+    attn = child.encoder.blocks[0].attn
+    assert attn.qkv.weight.shape == (3 * 7, 192) and attn.proj.weight.shape == (192, 7)
     template, search = crops()
     with torch.no_grad():
         a, b = reference(template, search), child(template, search)
     assert torch.equal(a['search_index'], b['search_index'])
     torch.testing.assert_close(b['boxes'], a['boxes'], rtol=0, atol=1e-5)
+
+
+def test_heads_of_different_widths_equal_attention_head_by_head():
+    """One fused call over the zero-padded layout = each head attending at its own width."""
+    torch.manual_seed(0)
+    widths = [5, 12, 1]
+    attention = Attention(dim=48, heads=4, head_widths=widths).double()
+    assert attention.qkv.out_features == 3 * 18 and attention.proj.in_features == 18
+    x = torch.randn(2, 20, 48, dtype=torch.double)
+    probe = torch.tensor([3, 4])
+    out, probe_attention = attention(x, probe)
+    q, k, v = attention.qkv(x).split(18, dim=-1)
+    starts = [0, 5, 17]
+    outputs, weights = [], []
+    for start, width in zip(starts, widths):
+        part = slice(start, start + width)
+        # The fused call scales every head by the layer's widest width.
+        w = (q[..., part] @ k[..., part].transpose(-2, -1) / math.sqrt(12)).softmax(-1)
+        outputs.append(w @ v[..., part])
+        weights.append(w)
+    torch.testing.assert_close(out, attention.proj(torch.cat(outputs, -1)))
+    expected = torch.stack(weights, 1)[:, :, [3, 4]].mean(dim=(1, 2))
+    torch.testing.assert_close(probe_attention, expected)
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'head_widths': [[4, 2], [3]]}, 'one list of head widths per block'),
+    ({'head_widths': [[4, 2], [3], [1, 1, 1, 1]]}, r'head_widths\[2\] must list 1..3'),
+    ({'head_widths': [[4, 0], [3], [2]]}, r'head_widths\[0\]'),
+    ({'head_widths': [[4, 2], [3], [2]], 'head_dims': [4, 3, 2]}, 'give one or the other'),
+    ({'head_widths': [[4, 2], [3], [2]], 'masked': True}, 'block 0 has widths'),
+])
+def test_head_widths_are_checked(change, message):
+    """Impossible per-head widths are refused by the config, naming the block."""
+    data = small_model(masked=False).config.to_dict()
+    masked = change.pop('masked', False)
+    data['encoder'].update(change)
+    with pytest.raises(ValueError, match=message):
+        ModelConfig.from_dict({**data, 'masked': masked})
 
 
 def test_slicing_refuses_keeps_that_do_not_fit():
@@ -255,8 +308,10 @@ def test_pruned_bundle_round_trips_with_its_architecture(child_bundle):
     """The per-layer widths are in the bundle's config; loading rebuilds the same network."""
     document = yaml.safe_load(child_bundle.with_suffix('.yaml').read_text())
     encoder = document['model']['encoder']
-    assert len(encoder['head_dims']) == len(encoder['mlp_dims']) == 3
-    assert len(encoder['head_counts']) == 3 and document['model']['masked'] is False
+    assert len(encoder['head_widths']) == len(encoder['mlp_dims']) == 3
+    assert encoder['head_dims'] is None and encoder['head_counts'] is None
+    assert document['model']['masked'] is False
+    assert model_widths(load_bundle(child_bundle)) == encoder['head_widths']
     model = load_bundle(child_bundle)
     assert model.config.encoder.mlp_dims == encoder['mlp_dims']
     assert model.config.decoder.ffn_dims == document['model']['decoder']['ffn_dims']
@@ -300,10 +355,13 @@ def test_pruned_bundle_runs_in_the_tracker_on_both_backends(child_bundle):
     np.testing.assert_allclose(boxes['torch'], boxes['onnxruntime'], atol=1e-2)
 
 
-def test_onnx_export_of_a_sliced_network_matches_torch(child_bundle, tmp_path):
-    """The sliced network exports with standard operators and onnxruntime reproduces it."""
+@pytest.mark.parametrize('pad_heads', [True, False])
+def test_onnx_export_of_a_sliced_network_matches_torch(child_bundle, tmp_path, pad_heads):
+    """Both head layouts export with standard operators; onnxruntime reproduces PyTorch."""
     model = load_bundle(child_bundle)
-    path = export_onnx(model, tmp_path / 'child.onnx')
+    # The interesting case: heads of different widths in one block.
+    assert any(len(set(widths)) > 1 for widths in model_widths(model))
+    path = export_onnx(model, tmp_path / 'child.onnx', pad_heads=pad_heads)
     rng = np.random.default_rng(1)
     template = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
     search = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
@@ -313,6 +371,32 @@ def test_onnx_export_of_a_sliced_network_matches_torch(child_bundle, tmp_path):
         results.append([np.array(part) for part in backend.infer(search)])
     for torch_part, onnx_part in zip(*results):
         np.testing.assert_allclose(torch_part, onnx_part, atol=1e-5)
+
+
+def test_padded_head_layout_is_the_same_network_with_fewer_operators(child_bundle, tmp_path):
+    """Padding heads to one width per block changes neither outputs nor the kept weights."""
+    model = load_bundle(child_bundle)
+    padded = uniform_head_widths(model)
+    assert uniform_head_widths(padded) is padded
+    for block, exact in zip(padded.encoder.blocks, model.encoder.blocks):
+        assert block.attn.pad_index is None
+        assert block.attn.heads == exact.attn.heads and block.attn.head_dim == exact.attn.head_dim
+        # The exact weights are all there, the rest are zeros.
+        assert torch.count_nonzero(block.attn.qkv.weight) == \
+            torch.count_nonzero(exact.attn.qkv.weight)
+        assert torch.count_nonzero(block.attn.proj.weight) == \
+            torch.count_nonzero(exact.attn.proj.weight)
+    template, search = crops()
+    with torch.no_grad():
+        a, b = model(template, search), padded(template, search)
+    assert torch.equal(a['search_index'], b['search_index'])
+    torch.testing.assert_close(b['boxes'], a['boxes'], rtol=0, atol=1e-5)
+    assert count_macs(padded)['encoder'].total > count_macs(model)['encoder'].total
+    nodes = {}
+    for pad_heads in (True, False):
+        path = export_onnx(model, tmp_path / f'{pad_heads}.onnx', pad_heads=pad_heads)
+        nodes[pad_heads] = len(onnx.load(str(path)).graph.node)
+    assert nodes[True] < nodes[False]
 
 
 def test_profile_tool_reads_a_pruned_bundle(child_bundle, capsys):

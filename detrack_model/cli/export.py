@@ -84,13 +84,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='use the torch.export-based exporter (opset 18 or newer)')
     parser.add_argument('--check', action='store_true',
                         help='compare onnxruntime with PyTorch on random crops')
+    parser.add_argument('--exact-heads', action='store_true',
+                        help='pruned encoders: keep every head at its own width (gathers in '
+                             'the graph) instead of padding heads to one width per block')
     args = parser.parse_args(argv)
     candidate_elimination = not args.no_candidate_elimination
     opset = args.opset if args.opset is not None else 18 if args.dynamo else 17
     try:
         model = load_bundle(args.model)
         path = export_onnx(model, args.output, args.decoder_layers, candidate_elimination,
-                           opset, dynamo=args.dynamo)
+                           opset, dynamo=args.dynamo, pad_heads=not args.exact_heads)
     except (BundleError, ValueError, OSError) as error:
         parser.error(str(error))
     config = model.config

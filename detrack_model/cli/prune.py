@@ -74,6 +74,7 @@ def slice_command(args: argparse.Namespace) -> int:
     params_before, params_after = count_parameters(parent), count_parameters(child)
     layers = {name: {'kept': report.kept[name], 'of': report.total[name],
                      **({'heads': report.heads[name], 'head_dim': report.head_dims[name],
+                         'head_widths': report.head_widths[name],
                          'padded': report.padded[name]} if name in report.heads else {})}
               for name in report.kept}
     metadata = {'pruning': {'source': str(args.masked), 'budget': args.budget,
@@ -83,10 +84,12 @@ def slice_command(args: argparse.Namespace) -> int:
                 'params': params_after['total']}
     dtype = torch.float16 if args.dtype == 'float16' else torch.float32
     weights, _ = save_bundle(child, args.output, dtype=dtype, metadata=metadata)
-    print(f'{"layer":<26}{"kept":>7}{"of":>7}{"heads":>7}{"dim":>6}{"padded":>8}')
+    # padded: zero entries inside the attention products only (heads laid out at one width).
+    print(f'{"layer":<26}{"kept":>7}{"of":>7}{"heads":>7}{"widths":>14}{"padded":>8}')
     for name, row in layers.items():
+        widths = '/'.join(str(w) for w in row.get('head_widths', []))
         print(f'{name:<26}{row["kept"]:>7}{row["of"]:>7}{row.get("heads", ""):>7}'
-              f'{row.get("head_dim", ""):>6}{row.get("padded", ""):>8}')
+              f'{widths:>14}{row.get("padded", ""):>8}')
     print(f'encoder MACs {before["encoder"].total / 1e6:.1f} M -> '
           f'{after["encoder"].total / 1e6:.1f} M '
           f'({before["encoder"].total / after["encoder"].total:.2f}x fewer); all MACs '

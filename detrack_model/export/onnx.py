@@ -122,14 +122,15 @@ def parse_metadata(props: Mapping[str, str], source: PathLike) -> OnnxMetadata:
 
 def export_onnx(model: DETRack, path: PathLike, num_layers: Optional[int] = None,
                 candidate_elimination: bool = True, opset: int = 17, *,
-                dynamo: bool = False) -> pathlib.Path:
+                dynamo: bool = False, pad_heads: bool = True) -> pathlib.Path:
     """
-    Write ``TrackingNetwork(model, num_layers, candidate_elimination)`` to ``path`` as ONNX.
+    Write ``TrackingNetwork(model, num_layers, candidate_elimination, pad_heads)`` as ONNX.
 
     The batch size is fixed at 1 (the tracker runs one image at a time, and static shapes let
     runtimes plan the whole graph). ``num_layers`` is the number of decoder layers to run
     (None: all; ignored by the conv head). ``model`` must be float32; it is exported in eval
-    mode and left in the mode it was in.
+    mode and left in the mode it was in. ``pad_heads=False`` keeps a pruned encoder's heads at
+    their own widths (gathers in the graph) instead of padding them to one width per block.
 
     ``dynamo=False`` uses the TorchScript exporter (opset 16..20, fast); ``dynamo=True`` the
     torch.export-based one, which writes opset 18 or newer. The file is checked with
@@ -150,7 +151,7 @@ def export_onnx(model: DETRack, path: PathLike, num_layers: Optional[int] = None
         raise ValueError(f'export a float32 model, got parameters of {sorted(map(str, dtypes))}'
                          ': reduced precision is for the runtime to choose')
     config = model.config
-    network = TrackingNetwork(model, num_layers, candidate_elimination)
+    network = TrackingNetwork(model, num_layers, candidate_elimination, pad_heads)
     metadata = OnnxMetadata(
         config=config,
         num_layers=0 if config.head == 'conv' else num_layers or config.decoder.layers,

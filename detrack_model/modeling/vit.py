@@ -8,7 +8,7 @@ search tokens carry separate learned position embeddings (``pos_embed_z``, ``pos
 
 from dataclasses import dataclass
 import math
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from detrack_model.config import ModelConfig
 import torch
@@ -44,15 +44,30 @@ class PatchEmbed(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention whose per-head width may differ from dim / heads (pruning)."""
+    """
+    Multi-head self-attention whose heads may be narrower than dim / heads (pruning).
 
-    def __init__(self, dim: int, heads: int, head_dim: Optional[int] = None) -> None:
+    ``head_widths`` gives every head its own q/k/v width. ``qkv`` and ``proj`` then hold
+    exactly those rows and columns; before the one fused attention call the heads are laid
+    out at the widest width, the missing dimensions filled from a zero column (zeros add
+    nothing to q.k or to the output), and after it the padding is dropped again. Equal widths
+    need no layout step.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: Optional[int] = None,
+                 head_widths: Optional[Sequence[int]] = None) -> None:
         super().__init__()
-        self.heads = heads
-        self.head_dim = head_dim or dim // heads
-        inner = heads * self.head_dim
+        widths = list(head_widths) if head_widths else [head_dim or dim // heads] * heads
+        self.heads = len(widths)
+        self.head_dim = max(widths)
+        self.head_widths = widths
+        inner = sum(widths)
         self.qkv = nn.Linear(dim, 3 * inner)
         self.proj = nn.Linear(inner, dim)
+        # Index buffers (None when every head has the full width) follow the module's device.
+        pad, unpad = _head_layout(widths) if len(set(widths)) > 1 else (None, None)
+        self.register_buffer('pad_index', pad, persistent=False)
+        self.register_buffer('unpad_index', unpad, persistent=False)
         # Pruning mask over (heads, head_dim), multiplying q, k and v alike (sparsity training).
         self.prune_mask: Optional[nn.Parameter] = None
 
@@ -70,15 +85,44 @@ class Attention(nn.Module):
         qkv = self.qkv(x)
         if self.prune_mask is not None:
             qkv = qkv * self.prune_mask.flatten().repeat(3)
-        q, k, v = qkv.view(batch, tokens, 3, self.heads, self.head_dim) \
-            .permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)
-        out = self.proj(out.transpose(1, 2).reshape(batch, tokens, -1))
+        if self.pad_index is None:
+            q, k, v = qkv.view(batch, tokens, 3, self.heads, self.head_dim) \
+                .permute(2, 0, 3, 1, 4).unbind(0)
+            out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2) \
+                .reshape(batch, tokens, -1)
+        else:
+            # Gather whole token rows (channels first): a gather along the last axis moves one
+            # number per index and is several times slower in onnxruntime.
+            rows = F.pad(qkv.transpose(1, 2), (0, 0, 0, 1)).index_select(1, self.pad_index)
+            q, k, v = rows.view(batch, 3, self.heads, self.head_dim, tokens) \
+                .permute(1, 0, 2, 4, 3).unbind(0)
+            out = F.scaled_dot_product_attention(q, k, v).permute(0, 1, 3, 2) \
+                .reshape(batch, -1, tokens).index_select(1, self.unpad_index).transpose(1, 2)
+        out = self.proj(out)
         probe_attention = None
         if probe is not None:
             logits = q[:, :, probe] @ k.transpose(-2, -1) * self.head_dim ** -0.5
             probe_attention = logits.softmax(dim=-1).mean(dim=(1, 2))
         return out, probe_attention
+
+
+def _head_layout(widths: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    Return the gathers between exact-width and padded head layouts.
+
+    ``pad`` (3 * heads * max width) picks, for every padded q, k and v position, its column
+    of ``[qkv, 0]``, the last column (zero) for padding; ``unpad`` (sum of widths) picks the
+    real columns of the padded attention output.
+    """
+    width, inner = max(widths), sum(widths)
+    starts = [sum(widths[:h]) for h in range(len(widths))]
+    pad, unpad = [], []
+    for part in range(3):
+        for h, (start, count) in enumerate(zip(starts, widths)):
+            pad += [part * inner + start + d for d in range(count)] + [3 * inner] * (width - count)
+    for h, count in enumerate(widths):
+        unpad += [h * width + d for d in range(count)]
+    return torch.tensor(pad), torch.tensor(unpad)
 
 
 class Mlp(nn.Module):
@@ -102,13 +146,13 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block; may eliminate search tokens between attention and MLP."""
 
-    def __init__(self, dim: int, heads: int, mlp_hidden: int, head_dim: Optional[int] = None,
-                 drop_path: float = 0.0, keep_ratio: float = 1.0,
-                 num_heads: Optional[int] = None) -> None:
+    def __init__(self, dim: int, heads: int, mlp_hidden: int,
+                 head_widths: Optional[Sequence[int]] = None, drop_path: float = 0.0,
+                 keep_ratio: float = 1.0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        # head_dim defaults to dim / heads; num_heads (a pruned block) may be fewer heads.
-        self.attn = Attention(dim, num_heads or heads, head_dim or dim // heads)
+        # head_widths (a pruned block) may name fewer and narrower heads than dim / heads.
+        self.attn = Attention(dim, heads, head_widths=head_widths)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, mlp_hidden)
         self.drop_path = DropPath(drop_path)
@@ -174,12 +218,11 @@ class ViTEncoder(nn.Module):
         self.pos_embed_z = nn.Parameter(torch.zeros(1, config.template_grid ** 2, enc.dim))
         self.pos_embed_x = nn.Parameter(torch.zeros(1, config.search_grid ** 2, enc.dim))
         rates = torch.linspace(0, enc.drop_path, enc.depth).tolist()
-        head_dims = enc.head_dims or [enc.dim // enc.heads] * enc.depth
+        head_widths = enc.block_head_widths()
         mlp_dims = enc.mlp_dims or [int(enc.dim * enc.mlp_ratio)] * enc.depth
-        head_counts = enc.head_counts or [enc.heads] * enc.depth
         self.blocks = nn.ModuleList(
-            Block(enc.dim, enc.heads, mlp_dims[i], head_dims[i], rates[i],
-                  enc.ce_keep_ratio if i in enc.ce_layers else 1.0, head_counts[i])
+            Block(enc.dim, enc.heads, mlp_dims[i], head_widths[i], rates[i],
+                  enc.ce_keep_ratio if i in enc.ce_layers else 1.0)
             for i in range(enc.depth))
         self.norm = nn.LayerNorm(enc.dim, eps=1e-6)
         self.register_buffer('probe', torch.tensor(centre_token_indices(config.template_grid)),

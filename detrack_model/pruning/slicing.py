@@ -1,15 +1,18 @@
 """
 Slice a masked network into a physically smaller one: dense, narrower weights, no masks.
 
-Granularity of attention. A global budget keeps a different number of (head, dim) entries in
-each head. Scaled-dot-product attention needs one width for all heads of a layer, so every
-head that keeps anything gets the layer's widest kept count; heads that keep fewer are padded
-with dimensions whose q, k and v weights are zero (they add nothing to q.k or to the output),
-and heads that keep nothing are removed. The child computes exactly what the masked network
-computes (tested to 1e-5) with one dense attention per layer; the price is the padding, which
-the slicing report counts (``padded``). Per-head widths would waste nothing but need one
-attention call per head (slow on CPUs and in ONNX); whole-head pruning would waste nothing
-but cannot follow the learned per-dimension masks.
+Granularity of attention: per-head widths. A global budget keeps a different number of
+(head, dim) entries in each head, and the child keeps exactly those: its ``qkv`` and ``proj``
+hold only the kept rows and columns (config ``encoder.head_widths``), and heads that keep
+nothing are removed. One fused attention call per layer still needs one width for all heads,
+so inside it the narrower heads are laid out at the layer's widest width by a gather that
+fills the gaps with zeros (``Attention``); the zeros cost only in the two attention products,
+whose per-entry cost is tokens x tokens instead of the linear layers' tokens x dim. The
+report's ``padded`` counts those zero entries. The alternatives: padding in the weights (one
+width per layer) wastes linear-layer work too; one attention call per head wastes nothing but
+multiplies small-kernel overhead on CPUs and in ONNX; whole-head pruning wastes nothing but
+cannot follow the learned per-dimension masks. The child computes exactly what the masked
+network computes (tested to 1e-5).
 
 Mask values are folded into the weights: an attention mask scales the q, k and v rows of
 ``qkv`` (q also takes sqrt(new_dim / old_dim), so the 1/sqrt(head_dim) scale of the narrower
@@ -32,26 +35,24 @@ class SliceReport:
     """What slicing kept, per layer (names as in ``prune_masks``)."""
 
     heads: Dict[str, int] = field(default_factory=dict)
+    # The widest kept head of a layer, and the width of every kept head.
     head_dims: Dict[str, int] = field(default_factory=dict)
+    head_widths: Dict[str, List[int]] = field(default_factory=dict)
     kept: Dict[str, int] = field(default_factory=dict)
     total: Dict[str, int] = field(default_factory=dict)
-    # (head, dim) entries added as zero padding to give a layer's heads one width.
+    # Zero (head, dim) entries that lay a layer's heads out at one width inside the attention
+    # products (no weight holds them).
     padded: Dict[str, int] = field(default_factory=dict)
 
 
-def _attention_plan(mask: torch.Tensor, kept: torch.Tensor):
-    """Return (flat indices (h, d), scales (h, d)) of the kept heads, padded to one width."""
+def _attention_plan(mask: torch.Tensor, kept: torch.Tensor
+                    ) -> Tuple[torch.Tensor, torch.Tensor, List[int]]:
+    """Return (flat (head, dim) indices, their mask values, width of every live head)."""
     heads, head_dim = mask.shape
+    index = torch.nonzero(kept.flatten()).flatten()
     counts = kept.sum(1)
-    live = [h for h in range(heads) if counts[h] > 0]
-    width = int(counts.max())
-    index, scale = [], []
-    for h in live:
-        chosen = torch.nonzero(kept[h]).flatten().tolist()
-        padding = [d for d in range(head_dim) if not kept[h, d]][:width - len(chosen)]
-        index.append([h * head_dim + d for d in chosen + padding])
-        scale.append([float(mask[h, d]) for d in chosen] + [0.0] * len(padding))
-    return torch.tensor(index), torch.tensor(scale), width
+    widths = [int(counts[h]) for h in range(heads) if counts[h] > 0]
+    return index, mask.flatten()[index], widths
 
 
 def slice_model(model: DETRack,
@@ -61,7 +62,8 @@ def slice_model(model: DETRack,
 
     ``keep`` maps mask names (``prune_masks``) to boolean tensors of the masks' shapes; masks
     not named are kept whole. Returns an unmasked float32 network in eval mode, whose config
-    names its per-layer widths, and the report of what was kept.
+    names its per-layer widths (``head_widths``, ``mlp_dims``, ``ffn_dims``), and the report
+    of what was kept.
     """
     masks = named_masks(model)
     if not masks:
@@ -78,18 +80,17 @@ def slice_model(model: DETRack,
     config = model.config
     state = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
     report = SliceReport()
-    heads: List[int] = []
-    head_dims: List[int] = []
+    head_widths: List[List[int]] = []
     mlp_dims: List[int] = []
     for i, block in enumerate(model.encoder.blocks):
         prefix = f'encoder.blocks.{i}'
         attn_name, mlp_name = f'{prefix}.attn', f'{prefix}.mlp'
         mask = masks[attn_name].detach().float().cpu()
         kept = keep.get(attn_name, torch.ones_like(mask, dtype=torch.bool)).cpu()
-        index, scale, width = _attention_plan(mask, kept)
+        flat, flat_scale, widths = _attention_plan(mask, kept)
         rows = block.attn.heads * block.attn.head_dim
-        q_fold = math.sqrt(width / block.attn.head_dim)
-        flat, flat_scale = index.flatten(), scale.flatten()
+        # The fused attention scales by 1/sqrt(widest kept width): fold the rest into q.
+        q_fold = math.sqrt(max(widths) / block.attn.head_dim)
         weight, bias = state[f'{attn_name}.qkv.weight'], state[f'{attn_name}.qkv.bias']
         parts_w, parts_b = [], []
         for part in range(3):
@@ -100,11 +101,11 @@ def slice_model(model: DETRack,
         state[f'{attn_name}.qkv.bias'] = torch.cat(parts_b)
         state[f'{attn_name}.proj.weight'] = state[f'{attn_name}.proj.weight'][:, flat]
         del state[f'{attn_name}.prune_mask']
-        heads.append(index.shape[0])
-        head_dims.append(width)
-        report.heads[attn_name], report.head_dims[attn_name] = index.shape[0], width
+        head_widths.append(widths)
+        report.head_widths[attn_name] = widths
+        report.heads[attn_name], report.head_dims[attn_name] = len(widths), max(widths)
         report.kept[attn_name], report.total[attn_name] = int(kept.sum()), kept.numel()
-        report.padded[attn_name] = index.numel() - int(kept.sum())
+        report.padded[attn_name] = len(widths) * max(widths) - int(kept.sum())
         mlp_dims.append(_slice_hidden(state, mlp_name, 'fc1', 'fc2', masks[mlp_name],
                                       keep.get(mlp_name), report))
     ffn_dims = None
@@ -115,8 +116,8 @@ def slice_model(model: DETRack,
                     for i in range(config.decoder.layers)]
     child_config = replace(
         config, masked=False,
-        encoder=replace(config.encoder, head_counts=heads, head_dims=head_dims,
-                        mlp_dims=mlp_dims),
+        encoder=replace(config.encoder, head_widths=head_widths, head_counts=None,
+                        head_dims=None, mlp_dims=mlp_dims),
         decoder=replace(config.decoder, ffn_dims=ffn_dims))
     child = DETRack(child_config)
     child.load_state_dict(state)

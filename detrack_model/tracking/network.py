@@ -12,12 +12,17 @@ returns every candidate with the search-grid cell it belongs to:
 
 For the decoder head K is the number of queries; for the conv (OSTrack) head every cell is a
 candidate (K = grid * grid), so the tracker's Hanning window treats both heads alike.
+
+A pruned encoder whose heads have different widths runs with them padded to one width per
+block (``pad_heads``, see :mod:`detrack_model.modeling.head_layout`): the same outputs with
+fewer operators, which is faster at the sizes the tracker runs on CPUs.
 """
 
 from typing import Optional, Tuple
 
 from detrack_model.data.processing import IMAGENET_MEAN, IMAGENET_STD
 from detrack_model.modeling import DETRack
+from detrack_model.modeling.head_layout import uniform_head_widths
 import torch
 from torch import nn
 
@@ -26,14 +31,14 @@ class TrackingNetwork(nn.Module):
     """A DETRack network fixed to one inference set-up (decoder layers, elimination)."""
 
     def __init__(self, model: DETRack, num_layers: Optional[int] = None,
-                 candidate_elimination: bool = True) -> None:
+                 candidate_elimination: bool = True, pad_heads: bool = True) -> None:
         super().__init__()
         config = model.config
         if num_layers is not None and config.head == 'decoder' and not (
                 1 <= num_layers <= config.decoder.layers):
             raise ValueError(f'decoder layers must be in 1..{config.decoder.layers}, '
                              f'got {num_layers}')
-        self.model = model
+        self.model = uniform_head_widths(model) if pad_heads else model
         self.num_layers = num_layers
         self.candidate_elimination = candidate_elimination
         self.grid = config.search_grid

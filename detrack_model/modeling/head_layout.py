@@ -1,0 +1,68 @@
+"""
+Run a pruned encoder with one head width per block: the same function, fewer operators.
+
+A pruned block whose heads keep different widths (``encoder.head_widths``) lays them out at
+its widest width inside attention with gathers (``vit.Attention``). The equivalent network
+made here stores that layout in its weights instead: narrower heads get zero q, k and v rows
+and zero ``proj`` columns, so attention needs no gathers. It costs the padded entries' share of
+the two linear layers (about tokens x dim multiply-adds per entry and q/k/v/output); it saves
+four operators per block. For small networks on CPUs and in onnxruntime the saved operators
+are worth more (docs/pruning.md measures both), which is why the tracker runs this layout
+unless told otherwise; MACs are reported for the exact layout, which is the trained network.
+"""
+
+from dataclasses import replace
+from typing import Dict, List
+
+from detrack_model.modeling.detrack import DETRack
+import torch
+
+
+def uniform_head_widths(model: DETRack) -> DETRack:
+    """
+    Return ``model`` with every block's heads padded to the block's widest head.
+
+    The outputs are equal (to float rounding); a model whose blocks already have one width
+    each is returned as it is. The copy lives on the model's device, in its mode.
+    """
+    enc = model.config.encoder
+    widths = enc.block_head_widths()
+    if all(len(set(layer)) == 1 for layer in widths):
+        return model
+    config = replace(model.config, encoder=replace(
+        enc, head_widths=None, head_counts=[len(layer) for layer in widths],
+        head_dims=[max(layer) for layer in widths]))
+    state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    for i, layer in enumerate(widths):
+        if len(set(layer)) > 1:
+            _pad_attention(state, f'encoder.blocks.{i}.attn', layer)
+    parameter = next(model.parameters())
+    padded = DETRack(config).to(device=parameter.device, dtype=parameter.dtype)
+    padded.load_state_dict(state)
+    return padded.train(model.training)
+
+
+def _pad_attention(state: Dict[str, torch.Tensor], name: str, widths: List[int]) -> None:
+    """Insert zero q/k/v rows and zero proj columns so every head of ``name`` is as wide."""
+    width, inner = max(widths), sum(widths)
+    # Source row of every padded position; -1 marks a zero.
+    source = []
+    start = 0
+    for count in widths:
+        source += list(range(start, start + count)) + [-1] * (width - count)
+        start += count
+    index = torch.tensor(source)
+    real = index >= 0
+    weight, bias = state[f'{name}.qkv.weight'], state[f'{name}.qkv.bias']
+    proj = state[f'{name}.proj.weight']
+    rows = len(source)
+    new_weight = weight.new_zeros((3 * rows, weight.shape[1]))
+    new_bias = bias.new_zeros(3 * rows)
+    for part in range(3):
+        target = torch.arange(rows)[real] + part * rows
+        new_weight[target] = weight[index[real] + part * inner]
+        new_bias[target] = bias[index[real] + part * inner]
+    new_proj = proj.new_zeros((proj.shape[0], rows))
+    new_proj[:, real] = proj[:, index[real]]
+    state[f'{name}.qkv.weight'], state[f'{name}.qkv.bias'] = new_weight, new_bias
+    state[f'{name}.proj.weight'] = new_proj
