@@ -18,21 +18,23 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODEL = ROOT / 'models' / 'detrack_tiny_synth'
 RECIPE = ROOT / 'training' / 'synthetic_cpu_tiny.yaml'
-DEFAULT = ROOT / 'models' / 'detrack_tiny_synth_p10'
+DEFAULT = ROOT / 'models' / 'detrack_tiny_synth_p25'
 FINETUNE = ROOT / 'training' / 'prune_tiny_finetune.yaml'
 
 
 def test_default_is_the_pruned_child_of_the_unpruned_model():
-    """The default is the budget-0.1 child, fine-tuned by the committed recipe, and smaller."""
+    """The default is the budget-0.25 child, fine-tuned by the committed recipe, and smaller."""
     assert default_model_path() == DEFAULT
     assert DEFAULT.with_suffix('.safetensors').stat().st_size <= 10 * 1000 * 1000
     metadata = read_bundle_config(DEFAULT)['metadata']
-    assert (metadata['pruning']['budget'], metadata['pruning']['mode']) == (0.1, 'global')
+    assert (metadata['pruning']['budget'], metadata['pruning']['mode']) == (0.25, 'global')
     recipe = yaml.safe_load(FINETUNE.read_text())
     assert metadata['recipe']['optim'] == load_recipe_dict(recipe)['optim']
     assert metadata['recipe']['sparsity'] is None
     pruned, parent = load_bundle(DEFAULT), load_bundle(MODEL)
     assert pruned.config.encoder.mlp_dims is not None
+    # Every head at its own width, as slicing keeps them.
+    assert pruned.config.encoder.head_widths is not None
     assert sum(p.numel() for p in pruned.parameters()) < 0.5 * sum(
         p.numel() for p in parent.parameters())
 

@@ -6,8 +6,8 @@ the bundle keeps its recipe and training metadata. A fine-tuned pruned child als
 pruning record (budget, mode, per-layer widths) of the child it was trained from.
 
     python -m tools.ship_model runs/synthetic_cpu_tiny/model --output models/detrack_tiny_synth
-    python -m tools.ship_model runs/prune_tiny/finetune_b0100/model \
-        --output models/detrack_tiny_synth_p10
+    python -m tools.ship_model runs/prune_tiny/finetune_b0250/model \
+        --output models/detrack_tiny_synth_p25
 """
 
 import argparse
