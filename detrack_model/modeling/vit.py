@@ -110,15 +110,15 @@ def _head_layout(widths: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
     """
     Return the gathers between exact-width and padded head layouts.
 
-    ``pad`` (3 * heads * max width) picks, for every padded q, k and v position, its column
-    of ``[qkv, 0]``, the last column (zero) for padding; ``unpad`` (sum of widths) picks the
-    real columns of the padded attention output.
+    ``pad`` (3 * heads * max width) picks, for every padded q, k and v position, its row of
+    ``[qkv^T; 0]``, the last row (zero) for padding; ``unpad`` (sum of widths) picks the real
+    rows of the padded attention output, channels first.
     """
     width, inner = max(widths), sum(widths)
     starts = [sum(widths[:h]) for h in range(len(widths))]
     pad, unpad = [], []
     for part in range(3):
-        for h, (start, count) in enumerate(zip(starts, widths)):
+        for start, count in zip(starts, widths):
             pad += [part * inner + start + d for d in range(count)] + [3 * inner] * (width - count)
     for h, count in enumerate(widths):
         unpad += [h * width + d for d in range(count)]
