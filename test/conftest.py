@@ -5,8 +5,11 @@ DDS traffic of a test run stays on this machine and in a domain of its own, so p
 (several CI jobs, a developer's robot on the same network) never see each other's topics.
 """
 
+import contextlib
+import gc
 import os
 import random
+from typing import Iterator
 
 import pytest
 
@@ -18,13 +21,30 @@ def pytest_configure(config):
         os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 100))
 
 
-@pytest.fixture
-def ros_context():
-    """Yield an initialised rclpy context of its own, shut down after the test."""
+@contextlib.contextmanager
+def rclpy_context() -> Iterator:
+    """Yield an initialised rclpy context; shut it down and destroy it at the end."""
     import rclpy
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
         yield context
     finally:
+        # Free closed nodes while the context lives (see node_harness.NodeHarness.close).
+        gc.collect()
         context.try_shutdown()
+        context.destroy()
+
+
+@pytest.fixture
+def ros_context():
+    """Yield an initialised rclpy context of its own, shut down after the test."""
+    with rclpy_context() as context:
+        yield context
+
+
+@pytest.fixture(scope='module')
+def module_ros_context():
+    """Yield an rclpy context shared by the nodes of one test module."""
+    with rclpy_context() as context:
+        yield context

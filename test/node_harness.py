@@ -183,6 +183,14 @@ class NodeHarness:
                           and all(s.get_publisher_count() > 0 for s in outputs)), \
             'the tracker node and the client never discovered each other'
 
+    def __enter__(self) -> 'NodeHarness':
+        """Use the harness in a with block; it is closed at the end."""
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """Close the harness, whatever ended the block."""
+        self.close()
+
     def close(self) -> None:
         """Stop spinning, stop the node's inference thread, destroy both nodes."""
         for executor in self._executors:

@@ -7,7 +7,6 @@ default-parameter node is shared by the tests of a module, and every test that u
 its own target first, so the tests do not depend on each other's order.
 """
 
-import gc
 import math
 import time
 
@@ -25,7 +24,6 @@ from node_harness import (box_of, compress, encode_image, is_init, NodeHarness,
 import numpy as np
 import pytest
 from rcl_interfaces.srv import SetParameters, SetParametersAtomically
-import rclpy
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
@@ -51,65 +49,39 @@ CAMERA_FRAME = 'cam_optical'
 
 
 @pytest.fixture(scope='module')
-def context():
-    """Yield an rclpy context shared by the nodes of this module."""
-    ros_context = rclpy.Context()
-    rclpy.init(context=ros_context)
-    try:
-        yield ros_context
-    finally:
-        # Free the closed nodes while the context lives; see NodeHarness.close.
-        gc.collect()
-        ros_context.try_shutdown()
-        ros_context.destroy()
-
-
-@pytest.fixture(scope='module')
 def sequence():
     """Return a short synthetic sequence of a moving target with exact ground truth."""
     return generated_sequence(index=1, frames=40, size=SIZE)
 
 
 @pytest.fixture(scope='module')
-def shared(context):
+def shared(module_ros_context):
     """Yield an active tracker node with default parameters (diagnostics every 0.2 s)."""
-    harness = NodeHarness(context, {'diagnostics_period': 0.2})
-    try:
+    with NodeHarness(module_ros_context, {'diagnostics_period': 0.2}) as harness:
         yield harness
-    finally:
-        harness.close()
 
 
 @pytest.fixture(scope='module')
-def compressed_node(context):
+def compressed_node(module_ros_context):
     """Yield an active tracker node that subscribes to image/compressed."""
-    harness = NodeHarness(context, {'image_transport': 'compressed'})
-    try:
+    with NodeHarness(module_ros_context, {'image_transport': 'compressed'}) as harness:
         yield harness
-    finally:
-        harness.close()
 
 
 @pytest.fixture(scope='module')
-def tuned(context):
+def tuned(module_ros_context):
     """Yield an active tracker node whose runtime parameters the tests change."""
-    harness = NodeHarness(context)
-    try:
+    with NodeHarness(module_ros_context) as harness:
         yield harness
-    finally:
-        harness.close()
 
 
 @pytest.fixture
-def fresh(context, request):
+def fresh(module_ros_context, request):
     """Yield a tracker node of this test alone (parameters and start flag via indirect)."""
     options = dict(getattr(request, 'param', {}))
     start = options.pop('start', True)
-    harness = NodeHarness(context, options, start=start)
-    try:
+    with NodeHarness(module_ros_context, options, start=start) as harness:
         yield harness
-    finally:
-        harness.close()
 
 
 @pytest.fixture(scope='module')

@@ -380,10 +380,10 @@ def main() -> int:
                          seed=EVAL_SEED, overwrite=True)
     sequences = load_benchmark('got10k', str(data), split='val')[:args.sequences]
     rows = {name: model_figures(path) for name, path in models.items()}
+    # A fine-tuned child shows its slice's record; the shipped file carries its own copy.
     for name, row in rows.items():
         if name.endswith('fine-tuned'):
             row['pruning'] = rows[name.replace('fine-tuned', 'sliced')]['pruning']
-    # The shipped file carries its child's pruning record, which the row shows.
     for name, path in models.items():
         tracker = build_tracker(path, RuntimeConfig(device='cpu', backend='onnxruntime'))
         print(f'{name} ...', flush=True)

@@ -72,10 +72,11 @@ def slice_command(args: argparse.Namespace) -> int:
                                     args.prune_decoder)
     before, after = count_macs(parent), count_macs(child)
     params_before, params_after = count_parameters(parent), count_parameters(child)
+    heads, head_dims, padded = report.heads, report.head_dims, report.padded
     layers = {name: {'kept': report.kept[name], 'of': report.total[name],
-                     **({'heads': report.heads[name], 'head_dim': report.head_dims[name],
+                     **({'heads': heads[name], 'head_dim': head_dims[name],
                          'head_widths': report.head_widths[name],
-                         'padded': report.padded[name]} if name in report.heads else {})}
+                         'padded': padded[name]} if name in heads else {})}
               for name in report.kept}
     metadata = {'pruning': {'source': str(args.masked), 'budget': args.budget,
                             'mode': args.mode, 'min_keep': args.min_keep,

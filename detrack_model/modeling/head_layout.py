@@ -12,9 +12,10 @@ unless told otherwise; MACs are reported for the exact layout, which is the trai
 """
 
 from dataclasses import replace
-from typing import Dict, List
+from typing import Dict
 
 from detrack_model.modeling.detrack import DETRack
+from detrack_model.modeling.vit import Attention
 import torch
 
 
@@ -33,36 +34,23 @@ def uniform_head_widths(model: DETRack) -> DETRack:
         enc, head_widths=None, head_counts=[len(layer) for layer in widths],
         head_dims=[max(layer) for layer in widths]))
     state = {name: value.detach().clone() for name, value in model.state_dict().items()}
-    for i, layer in enumerate(widths):
-        if len(set(layer)) > 1:
-            _pad_attention(state, f'encoder.blocks.{i}.attn', layer)
+    for i, block in enumerate(model.encoder.blocks):
+        if block.attn.pad_index is not None:
+            _pad_attention(state, f'encoder.blocks.{i}.attn', block.attn)
     parameter = next(model.parameters())
     padded = DETRack(config).to(device=parameter.device, dtype=parameter.dtype)
     padded.load_state_dict(state)
     return padded.train(model.training)
 
 
-def _pad_attention(state: Dict[str, torch.Tensor], name: str, widths: List[int]) -> None:
-    """Insert zero q/k/v rows and zero proj columns so every head of ``name`` is as wide."""
-    width, inner = max(widths), sum(widths)
-    # Source row of every padded position; -1 marks a zero.
-    source = []
-    start = 0
-    for count in widths:
-        source += list(range(start, start + count)) + [-1] * (width - count)
-        start += count
-    index = torch.tensor(source)
-    real = index >= 0
+def _pad_attention(state: Dict[str, torch.Tensor], name: str, attn: Attention) -> None:
+    """Write ``attn``'s own gathers into its weights: zero rows and columns for the padding."""
     weight, bias = state[f'{name}.qkv.weight'], state[f'{name}.qkv.bias']
+    # The gather picks rows of [qkv^T; 0], i.e. output rows of qkv with a zero row appended.
+    state[f'{name}.qkv.weight'] = torch.cat((weight, weight.new_zeros(1, weight.shape[1])))[
+        attn.pad_index]
+    state[f'{name}.qkv.bias'] = torch.cat((bias, bias.new_zeros(1)))[attn.pad_index]
     proj = state[f'{name}.proj.weight']
-    rows = len(source)
-    new_weight = weight.new_zeros((3 * rows, weight.shape[1]))
-    new_bias = bias.new_zeros(3 * rows)
-    for part in range(3):
-        target = torch.arange(rows)[real] + part * rows
-        new_weight[target] = weight[index[real] + part * inner]
-        new_bias[target] = bias[index[real] + part * inner]
-    new_proj = proj.new_zeros((proj.shape[0], rows))
-    new_proj[:, real] = proj[:, index[real]]
-    state[f'{name}.qkv.weight'], state[f'{name}.qkv.bias'] = new_weight, new_bias
-    state[f'{name}.proj.weight'] = new_proj
+    padded = proj.new_zeros((proj.shape[0], attn.heads * attn.head_dim))
+    padded[:, attn.unpad_index] = proj
+    state[f'{name}.proj.weight'] = padded

@@ -34,15 +34,31 @@ import torch
 class SliceReport:
     """What slicing kept, per layer (names as in ``prune_masks``)."""
 
-    heads: Dict[str, int] = field(default_factory=dict)
-    # The widest kept head of a layer, and the width of every kept head.
-    head_dims: Dict[str, int] = field(default_factory=dict)
+    # The width of every head an attention layer keeps.
     head_widths: Dict[str, List[int]] = field(default_factory=dict)
     kept: Dict[str, int] = field(default_factory=dict)
     total: Dict[str, int] = field(default_factory=dict)
-    # Zero (head, dim) entries that lay a layer's heads out at one width inside the attention
-    # products (no weight holds them).
-    padded: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def heads(self) -> Dict[str, int]:
+        """Return the number of heads every attention layer keeps."""
+        return {name: len(widths) for name, widths in self.head_widths.items()}
+
+    @property
+    def head_dims(self) -> Dict[str, int]:
+        """Return the width of the widest kept head of every attention layer."""
+        return {name: max(widths) for name, widths in self.head_widths.items()}
+
+    @property
+    def padded(self) -> Dict[str, int]:
+        """
+        Return the zero (head, dim) entries of every attention layer's one-width layout.
+
+        They lay the heads out at the widest width inside the attention products; no weight of
+        the child holds them.
+        """
+        return {name: len(widths) * max(widths) - self.kept[name]
+                for name, widths in self.head_widths.items()}
 
 
 def _attention_plan(mask: torch.Tensor, kept: torch.Tensor
@@ -80,7 +96,6 @@ def slice_model(model: DETRack,
     config = model.config
     state = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
     report = SliceReport()
-    head_widths: List[List[int]] = []
     mlp_dims: List[int] = []
     for i, block in enumerate(model.encoder.blocks):
         prefix = f'encoder.blocks.{i}'
@@ -101,11 +116,8 @@ def slice_model(model: DETRack,
         state[f'{attn_name}.qkv.bias'] = torch.cat(parts_b)
         state[f'{attn_name}.proj.weight'] = state[f'{attn_name}.proj.weight'][:, flat]
         del state[f'{attn_name}.prune_mask']
-        head_widths.append(widths)
         report.head_widths[attn_name] = widths
-        report.heads[attn_name], report.head_dims[attn_name] = len(widths), max(widths)
         report.kept[attn_name], report.total[attn_name] = int(kept.sum()), kept.numel()
-        report.padded[attn_name] = len(widths) * max(widths) - int(kept.sum())
         mlp_dims.append(_slice_hidden(state, mlp_name, 'fc1', 'fc2', masks[mlp_name],
                                       keep.get(mlp_name), report))
     ffn_dims = None
@@ -116,8 +128,8 @@ def slice_model(model: DETRack,
                     for i in range(config.decoder.layers)]
     child_config = replace(
         config, masked=False,
-        encoder=replace(config.encoder, head_widths=head_widths, head_counts=None,
-                        head_dims=None, mlp_dims=mlp_dims),
+        encoder=replace(config.encoder, head_widths=list(report.head_widths.values()),
+                        head_counts=None, head_dims=None, mlp_dims=mlp_dims),
         decoder=replace(config.decoder, ffn_dims=ffn_dims))
     child = DETRack(child_config)
     child.load_state_dict(state)
