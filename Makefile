@@ -18,7 +18,7 @@ COLCON_BUILD_ARGS := --cmake-args -DPython3_EXECUTABLE=$(VENV_ABS)/bin/python -D
 COLCON_TEST_ARGS := --packages-select detrack_ros --event-handlers console_direct+ \
 	--return-code-on-test-failure
 
-.PHONY: setup workspace build test demo clean distclean constraints help
+.PHONY: setup workspace build test demo data clean distclean constraints help
 
 help:
 	@echo "make setup    create/refresh .venv (ROS 2 Kilted wheels, PyTorch, OpenCV, ...)"
@@ -26,6 +26,8 @@ help:
 	@echo "make test     setup, build, colcon test; fails when any test fails"
 	@echo "make demo     the tracker node over DDS on a replayed sequence: AO, FPS, latency, video"
 	@echo "              (DEMO_ARGS='--video clip.mp4 --box x,y,w,h' for your own video)"
+	@echo "make data     fetch and index the training image pool into $(BUILD_DIR)/data/image_pool"
+	@echo "              (Debian packages via apt-get download + dpkg-deb -x; about 700 MB)"
 	@echo "make clean    remove $(BUILD_DIR)/;  make distclean: also remove $(VENV)/"
 
 setup:
@@ -61,6 +63,12 @@ demo: build
 	@$(RUN) bash -c 'source "$(WS_ABS)/install/setup.bash" && \
 		ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST} \
 		python -m detrack_ros.demo --output "$(ROOT)/build/demo" $(DEMO_ARGS)'
+
+# The training image pool: Debian packages unpacked (not installed) and indexed; not needed by
+# `make test` (the tests build tiny pools of their own).
+data: setup
+	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources \
+		--cache "$(BUILD_DIR)/data/image_pool" $(DATA_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -2,7 +2,8 @@
 Training and validation pairs from a recipe's dataset entries.
 
 Entries of ``type: synthetic`` name a generated GOT-10k-layout split: it is generated once
-(deterministically from its seed) when missing, then read like any GOT-10k split.
+(deterministically from its seed) when missing, then read like any GOT-10k split. With
+``pool: DIR`` the split also draws from that image pool (``detrack-synth fetch-sources``).
 """
 
 import logging
@@ -16,7 +17,8 @@ import torch
 import torch.utils.data
 
 LOG = logging.getLogger(__name__)
-SYNTHETIC_KEYS = ('root', 'split', 'sequences', 'frames', 'seed', 'size', 'ratio', 'type')
+SYNTHETIC_KEYS = ('root', 'split', 'sequences', 'frames', 'seed', 'size', 'ratio', 'type',
+                  'pool', 'workers')
 
 
 def materialise(spec: Mapping[str, Any]) -> Dict[str, Any]:
@@ -33,7 +35,8 @@ def materialise(spec: Mapping[str, Any]) -> Dict[str, Any]:
         LOG.info('generating synthetic split %s/%s (%d sequences)', root, split,
                  spec['sequences'])
         generate_dataset(str(root), split, int(spec['sequences']), int(spec['frames']),
-                         size=size, seed=int(spec.get('seed', 0)), overwrite=True)
+                         size=size, seed=int(spec.get('seed', 0)), overwrite=True,
+                         pool=spec.get('pool'), workers=int(spec.get('workers', 1)))
     return {'type': 'got10k', 'root': str(root), 'split': split,
             'ratio': spec.get('ratio', 1.0)}
 
