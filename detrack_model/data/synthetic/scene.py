@@ -46,6 +46,9 @@ ATTRIBUTE_PROBABILITIES: Dict[str, float] = {
 }
 # With pool objects, the target is a cut-out object this often (else a textured shape).
 OBJECT_TARGET_PROBABILITY = 0.8
+# Photographs are a minority of the pool (clip-art dominates) but what cameras see: an object
+# target is a photograph this often when the split has any.
+PHOTO_TARGET_PROBABILITY = 0.5
 SMALLEST_TARGET = 12.0
 
 
@@ -283,7 +286,9 @@ def _target_look(d: _Draw, photo_names: Sequence[str]
     """Return the target's texture, mask, description and pool object (None for a shape)."""
     rng = d.rng
     if d.sources.objects and rng.random() < OBJECT_TARGET_PROBABILITY:
-        chosen = d.choice(d.sources.objects)
+        photos = [o for o in d.sources.objects if o.photo]
+        chosen = d.choice(photos if photos and rng.random() < PHOTO_TARGET_PROBABILITY
+                          else d.sources.objects)
         texture, mask = load_object(chosen)
         if rng.random() < 0.5:
             texture, mask = texture[:, ::-1], mask[:, ::-1]

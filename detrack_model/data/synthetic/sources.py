@@ -41,6 +41,7 @@ class ObjectSource:
     key: str
     group: str
     category: str
+    photo: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def source_set(split: str, pool: Optional[Union[str, os.PathLike]] = None,
 
         part = load_pool(os.fspath(pool), split)
         backgrounds = tuple((item.id, str(item.path)) for item in part.backgrounds)
-        objects = tuple(ObjectSource(str(item.path), item.id, item.group, item.category)
-                        for item in part.objects)
+        objects = tuple(ObjectSource(str(item.path), item.id, item.group, item.category,
+                                     bool(item.photo)) for item in part.objects)
     return SourceSet(tuple(dict.fromkeys(photos)), backgrounds, objects)
 
 
