@@ -392,3 +392,26 @@ def test_load_pool_errors(tmp_path, pool):
     lost.unlink()
     with pytest.raises(FileNotFoundError, match=f'{lost}.*fetch-sources'):
         imagepool.load_pool(str(copy), split)
+
+
+@needs_dpkg
+def test_generated_sequences_use_only_their_splits_images(tmp_path, pool):
+    """The generator draws targets, backgrounds and distractors from its own split only."""
+    from detrack_model.data.synthetic import generate_dataset
+
+    cache, manifest, _ = pool
+    used_any = False
+    for name in splits.SPLITS:
+        part = manifest['splits'][name]
+        if not part['objects'] and not part['backgrounds']:
+            continue
+        allowed = {item['id'] for item in part['objects'] + part['backgrounds']}
+        summary = generate_dataset(tmp_path, name, 4, 3, size=(96, 64), seed=3, pool=cache)
+        for sequence in summary['names']:
+            record = json.loads((tmp_path / name / sequence / 'synthetic.json').read_text())
+            pool_ids = [value for value in [*record['sources'].values(),
+                                            *record['distractor_sources']]
+                        if '/' in value]
+            assert set(pool_ids) <= allowed, (name, pool_ids)
+            used_any = used_any or bool(pool_ids)
+    assert used_any

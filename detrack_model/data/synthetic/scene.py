@@ -524,7 +524,8 @@ def build_scene(seed: Union[int, np.random.SeedSequence], frames: int,
     named = {path: key for key, path in names.items()}
     info = {
         'sources': {'background': named.get(background_name, background_name),
-                    'target': look['id'] if chosen is not None else photo_target,
+                    'target': look['id'] if chosen is not None else named.get(photo_target,
+                                                                              photo_target),
                     'occluder': named.get(occluder_name, occluder_name)},
         'target_kind': look['kind'],
         'shape': look['shape']['kind'] if look['kind'] == 'shape' else look['group'],
