@@ -24,6 +24,11 @@ def _lines(path: str) -> List[str]:
             lines = handle.read().splitlines()
     except UnicodeDecodeError as error:
         raise AnnotationError(f'{path}: not a text file ({error})') from None
+    except FileNotFoundError:
+        # A sequence listed without its directory (a partial download or copy).
+        raise AnnotationError(f'{path}: annotation file not found') from None
+    except OSError as error:
+        raise AnnotationError(f'{path}: cannot read ({error.strerror or error})') from None
     # Trailing blank lines are common and harmless; a blank line inside is not.
     while lines and not lines[-1].strip():
         lines.pop()

@@ -105,7 +105,12 @@ class TrackingPairDataset(torch.utils.data.Dataset):
             self._skip(skips, 'frame_error', str(error))
             return None
         rng = self.sampler.rng(self.epoch, index, attempt, stream=1)
-        out = self.processing(template_img, template_box, search_img, search_box, rng)
+        try:
+            out = self.processing(template_img, template_box, search_img, search_box, rng)
+        except ValueError as error:
+            # check_box passed, so the jittered crop itself failed: still the data's fault.
+            self._skip(skips, 'invalid_box', f'{where}: {error}')
+            return None
         if not out.pop('valid'):
             self._skip(skips, 'invalid_crop',
                        f'{where} frames {spec.template_frame}/{spec.search_frame}: target '

@@ -19,10 +19,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def check_box(box_xywh: Sequence[float]) -> np.ndarray:
-    """Return the box as a float64 (4,) array; raise ValueError if it is unusable."""
+    """
+    Return the box as a float64 (4,) array; raise ValueError if it is unusable.
+
+    Besides NaN, infinite and empty boxes, one whose far corner or area overflows (a side of
+    1e308) or underflows (sides of 1e-200) is refused: no crop can be taken around it.
+    """
     box = np.asarray(box_xywh, dtype=np.float64).reshape(4)
     if not (np.isfinite(box).all() and box[2] > 0 and box[3] > 0):
         raise ValueError(f'box must be finite with positive width and height, got {box}')
+    with np.errstate(over='ignore', under='ignore'):
+        area = box[2] * box[3]
+        if not (math.isfinite(box[0] + box[2]) and math.isfinite(box[1] + box[3])
+                and math.isfinite(area) and area > 0.0):
+            raise ValueError(f'box is too large or too small to crop around: {box}')
     return box
 
 

@@ -7,11 +7,14 @@ benchmark costs a directory listing, not a pass over every annotation file.
 """
 
 from dataclasses import dataclass
-import os
 from typing import Dict, Optional
 
 import cv2
+from detrack_model.data.encoded import decode_image, EncodedImageError, sniff_format
 import numpy as np
+
+MAX_FRAME_PIXELS = 100_000_000
+"""Largest dataset frame decoded (benchmarks stay far below; a bigger one is corrupt)."""
 
 
 class FrameError(RuntimeError):
@@ -60,13 +63,27 @@ def make_sequence_info(name: str, boxes: np.ndarray,
                         invalid_boxes=int(len(ok) - np.count_nonzero(ok)))
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """Read an image as HxWx3 uint8 RGB; raise :class:`FrameError` naming the file otherwise."""
-    # imread says neither "missing" nor "corrupt" (it returns None for both), so ask first:
-    # the two need different fixes.
-    if not os.path.isfile(path):
-        raise FrameError(f'frame not found: {path}')
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+def read_rgb(path: str, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
+    """
+    Read an image as HxWx3 uint8 RGB; raise :class:`FrameError` naming the file otherwise.
+
+    JPEG, PNG and TIFF files are checked before decoding (:mod:`detrack_model.data.encoded`):
+    one cut short, or claiming more than ``max_pixels``, is refused instead of decoding to
+    grey fill or exhausting memory. Other formats are decoded as they are.
+    """
+    try:
+        data = np.fromfile(path, np.uint8)
+    except FileNotFoundError:
+        raise FrameError(f'frame not found: {path}') from None
+    except OSError as error:
+        raise FrameError(f'cannot read frame {path}: {error.strerror or error}') from None
+    if sniff_format(data) is None:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    else:
+        try:
+            image = decode_image(data, cv2.IMREAD_COLOR, max_pixels)
+        except EncodedImageError as error:
+            raise FrameError(f'cannot decode frame {path}: {error}') from None
     if image is None or image.size == 0:
         raise FrameError(f'cannot decode frame (corrupt or not an image): {path}')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
