@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import Any, Dict, List, Optional
 
+from detrack_model.engine.checkpoints import CheckpointError
 from detrack_model.engine.recipe import Recipe, recipe_from_dict
 from detrack_model.engine.trainer import Trainer
 import yaml
@@ -66,13 +67,20 @@ def read_recipe(args: argparse.Namespace, extra: Optional[Dict[str, Any]] = None
 def run_training(recipe: Recipe, args: argparse.Namespace) -> int:
     """Train ``recipe``; return 0 when it completes, 130 when interrupted (after saving)."""
     signal.signal(signal.SIGTERM, _terminate)
-    trainer = Trainer(recipe, args.output, args.device, progress=not args.no_progress)
+    try:
+        trainer = Trainer(recipe, args.output, args.device, progress=not args.no_progress)
+    except ValueError as error:
+        logging.error('%s', error)
+        return 2
     try:
         if args.resume:
             resumed = trainer.resume(None if args.resume == 'latest' else args.resume)
             if not resumed:
                 logging.info('no checkpoint in %s: starting from scratch', trainer.output)
         bundle = trainer.fit()
+    except CheckpointError as error:
+        logging.error('cannot resume: %s', error)
+        return 1
     except KeyboardInterrupt:
         trainer.save()
         logging.warning('interrupted at step %d; checkpoint saved, continue with --resume',

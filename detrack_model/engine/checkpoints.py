@@ -5,19 +5,27 @@ A checkpoint is a directory ``checkpoints/step_00001234/`` holding ``model.safet
 ``state.pt`` (optimizer, scheduler, scaler, RNG, counters: tensors and plain containers only,
 so ``torch.load(weights_only=True)`` reads it). It is written to a temporary directory and
 renamed into place, so a run killed while saving never leaves a half-written checkpoint that
-``--resume`` would pick up.
+``--resume`` would pick up. A checkpoint damaged afterwards (a full disk, a copy cut short) is
+refused with :class:`CheckpointError`; the trainer then falls back to the previous one.
 """
 
 import pathlib
 import re
 import shutil
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
 
 PATTERN = re.compile(r'^step_(\d{8})$')
+# What every state.pt holds (trainer.Trainer.state); older keys may be absent, never these.
+STATE_KEYS = ('step', 'optimizer', 'scheduler', 'scaler', 'torch_rng')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is incomplete, damaged or does not fit the model; says which."""
 
 
 def checkpoint_dirs(root: pathlib.Path) -> List[pathlib.Path]:
@@ -55,14 +63,46 @@ def save_checkpoint(root: pathlib.Path, step: int, model: nn.Module, state: Dict
     return final
 
 
-def load_checkpoint(path: pathlib.Path, model: nn.Module) -> Dict[str, Any]:
-    """Load weights into ``model`` and return the rest of the state (read weights-only)."""
-    if not (path / 'model.safetensors').is_file() or not (path / 'state.pt').is_file():
-        raise FileNotFoundError(f'{path} is not a complete checkpoint (model.safetensors and '
-                                'state.pt expected)')
-    weights = load_file(str(path / 'model.safetensors'))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+def read_checkpoint(path: pathlib.Path,
+                    model: nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """
+    Read and check a checkpoint without changing anything; return (weights, state).
+
+    Raise :class:`CheckpointError` for missing files, files that cannot be read (truncated,
+    corrupt, not ours) and weights that do not fit ``model``. ``state.pt`` is read
+    weights-only: a file that needs anything else is refused, never unpickled.
+    """
+    weights_file, state_file = path / 'model.safetensors', path / 'state.pt'
+    if not weights_file.is_file() or not state_file.is_file():
+        raise CheckpointError(f'{path} is not a complete checkpoint (model.safetensors and '
+                              'state.pt expected)')
+    try:
+        weights = load_file(str(weights_file))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f'{weights_file} cannot be read (truncated or corrupt): '
+                              f'{error}') from None
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
     if missing or unexpected:
-        raise RuntimeError(f'{path} does not fit this model: missing {missing[:5]}, '
-                           f'unexpected {unexpected[:5]}')
-    return torch.load(path / 'state.pt', map_location='cpu', weights_only=True)
+        raise CheckpointError(f'{path} does not fit this model: missing {missing[:5]}, '
+                              f'unexpected {unexpected[:5]}')
+    try:
+        state = torch.load(state_file, map_location='cpu', weights_only=True)
+    except Exception as error:  # noqa: B902 - torch.load raises anything a bad file causes
+        # PyTorch's own message suggests loading the file unsafely; it is not repeated.
+        raise CheckpointError(f'{state_file} is not a training state written by detrack-train '
+                              f'(truncated or corrupt: {type(error).__name__})') from None
+    absent = [key for key in STATE_KEYS if not isinstance(state, dict) or key not in state]
+    if absent:
+        raise CheckpointError(f'{state_file} lacks {absent}: not a training state')
+    return weights, state
+
+
+def load_checkpoint(path: pathlib.Path, model: nn.Module) -> Dict[str, Any]:
+    """Load weights into ``model`` and return the rest of the state (see read_checkpoint)."""
+    weights, state = read_checkpoint(path, model)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(f'{path} does not fit this model: {error}') from None
+    return state

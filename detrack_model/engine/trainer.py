@@ -17,11 +17,12 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from detrack_model.data import worker_init
 from detrack_model.engine import distributed
-from detrack_model.engine.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from detrack_model.engine.checkpoints import (checkpoint_dirs, CheckpointError, load_checkpoint,
+                                              save_checkpoint)
 from detrack_model.engine.data import build_pair_dataset, collate_pairs, materialise_all
 from detrack_model.engine.metrics_log import MetricsLog
 from detrack_model.engine.recipe import Recipe
-from detrack_model.export.bundle import init_from_bundle, save_bundle
+from detrack_model.export.bundle import bundle_paths, init_from_bundle, save_bundle
 from detrack_model.losses import build_criterion, LossConfig
 from detrack_model.modeling import create_model, DETRack
 from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
@@ -49,6 +50,7 @@ class Trainer:
                  device: str = 'auto', progress: bool = True) -> None:
         self.recipe = recipe
         self.output = pathlib.Path(output or recipe.output)
+        _refuse_overwriting_inputs(self.output / 'model', recipe)
         device_type = 'cuda' if device == 'auto' and torch.cuda.is_available() else \
             torch.device('cpu' if device == 'auto' else device).type
         self.dist = distributed.init_distributed(device_type)
@@ -246,24 +248,52 @@ class Trainer:
         distributed.barrier(self.dist)
 
     def resume(self, path: Optional[str] = None) -> bool:
-        """Continue from ``path`` or the newest checkpoint in the output directory."""
-        checkpoint = pathlib.Path(path) if path else latest_checkpoint(self.output)
-        if checkpoint is None:
-            return False
+        """
+        Continue from ``path`` or the newest intact checkpoint in the output directory.
+
+        A named checkpoint that is damaged raises CheckpointError. Without a name, a damaged
+        newest checkpoint is reported and the one before it is tried, and so on; only when
+        every one is damaged does CheckpointError end the run (starting over would overwrite
+        them).
+        """
+        if path:
+            self._restore(pathlib.Path(path))
+            return True
+        candidates = checkpoint_dirs(self.output)[::-1]
+        for checkpoint in candidates:
+            try:
+                self._restore(checkpoint)
+            except CheckpointError as error:
+                if self.dist.is_main:
+                    LOG.warning('skipping damaged checkpoint: %s', error)
+                continue
+            return True
+        if candidates:
+            raise CheckpointError(f'none of the {len(candidates)} checkpoints in '
+                                  f'{self.output / "checkpoints"} is intact; see the warnings '
+                                  'above')
+        return False
+
+    def _restore(self, checkpoint: pathlib.Path) -> None:
+        """Load one checkpoint into the model, optimizer, scheduler, scaler and RNGs."""
         state = load_checkpoint(checkpoint, self.model)
-        self.optimizer.load_state_dict(state['optimizer'])
-        self.scheduler.load_state_dict(state['scheduler'])
-        self.scaler.load_state_dict(state['scaler'])
-        torch.set_rng_state(state['torch_rng'])
-        if 'cuda_rng' in state and self.device.type == 'cuda':
-            torch.cuda.set_rng_state(state['cuda_rng'], self.device)
-        self.step = int(state['step'])
-        self.skipped = int(state.get('skipped', 0))
-        self.previous_wall_s = float(state.get('wall_time_s', 0.0))
+        try:
+            self.optimizer.load_state_dict(state['optimizer'])
+            self.scheduler.load_state_dict(state['scheduler'])
+            self.scaler.load_state_dict(state['scaler'])
+            torch.set_rng_state(state['torch_rng'])
+            if 'cuda_rng' in state and self.device.type == 'cuda':
+                torch.cuda.set_rng_state(state['cuda_rng'], self.device)
+            step = int(state['step'])
+            skipped = int(state.get('skipped', 0))
+            previous_wall_s = float(state.get('wall_time_s', 0.0))
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f'{checkpoint}/state.pt does not fit this run: '
+                                  f'{type(error).__name__}: {error}') from None
+        self.step, self.skipped, self.previous_wall_s = step, skipped, previous_wall_s
         self._started = time.perf_counter()
         if self.dist.is_main:
             LOG.info('resumed from %s at step %d', checkpoint, self.step)
-        return True
 
     def wall_time_s(self) -> float:
         """Return the seconds this run has trained, earlier invocations included."""
@@ -332,6 +362,19 @@ class Trainer:
         self.train_model = self.model
         gc.collect()
         distributed.shutdown(self.dist)
+
+
+def _refuse_overwriting_inputs(bundle: pathlib.Path, recipe: Recipe) -> None:
+    """Raise ValueError when the final bundle would replace a file the recipe reads."""
+    written = {path.resolve() for path in bundle_paths(bundle)}
+    for key, source in (('init', recipe.init), ('pretrained', recipe.pretrained)):
+        if not source:
+            continue
+        read = {path.resolve() for path in bundle_paths(source)} | \
+            {pathlib.Path(source).resolve()}
+        if written & read:
+            raise ValueError(f'the final bundle {bundle} would overwrite the {key} file '
+                             f'{source}; choose another output directory')
 
 
 @torch.no_grad()
