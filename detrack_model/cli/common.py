@@ -1,12 +1,16 @@
 """Helpers shared by the command-line tools."""
 
+import argparse
 import json
+import os
 import pathlib
-from typing import Any, Dict
+from typing import Any, Dict, Iterable, Union
 
 from detrack_model.config import config_from_spec, ENCODERS, ModelConfig, preset
-import torch
+from detrack_model.devices import resolve_device  # noqa: F401 - the CLIs' import path
 import yaml
+
+PathLike = Union[str, os.PathLike]
 
 
 def load_model_config(spec: str) -> ModelConfig:
@@ -30,11 +34,31 @@ def load_model_config(spec: str) -> ModelConfig:
     return config_from_spec(data)
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks the first GPU when there is one; 'cpu' and 'cuda:N' are taken as said."""
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {name!r} requested but no CUDA GPU is available')
-    return device
+def positive_int(text: str) -> int:
+    """Parse an argparse value that must be an integer of at least 1."""
+    return _bounded_int(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """Parse an argparse value that must be an integer of at least 0."""
+    return _bounded_int(text, 0)
+
+
+def _bounded_int(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f'must be at least {low}, got {value}')
+    return value
+
+
+def refuse_overwrite(output: PathLike, inputs: Iterable[PathLike]) -> None:
+    """Raise ValueError when ``output`` is one of the files a command reads."""
+    target = pathlib.Path(output).expanduser().resolve()
+    for path in inputs:
+        source = pathlib.Path(path).expanduser().resolve()
+        if target == source:
+            raise ValueError(f'output {output} is the input file {path}: refusing to overwrite '
+                             'it; choose another output')

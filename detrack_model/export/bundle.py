@@ -4,6 +4,12 @@ Model bundles: ``<stem>.safetensors`` (weights) beside ``<stem>.yaml`` (the arch
 The YAML names the whole architecture (a pruned one included) so a bundle loads without any
 other knowledge; the weights are safetensors, never a pickle. Weights may be stored in half
 precision to keep shipped models small; they load into a float32 network.
+
+A bundle is input a user hands over, so every way it can be wrong ends in :class:`BundleError`
+naming the file: a config too large or too deeply nested to be one (a YAML alias bomb), one
+that is not a mapping, a model section of the wrong shape. The network is first built without
+memory (PyTorch's meta device) to check the weights against it, so a config that claims a huge
+network allocates nothing unless the weights file really holds that much.
 """
 
 import pathlib
@@ -18,6 +24,12 @@ import yaml
 
 FORMAT = 'detrack-bundle/1'
 PathLike = Union[str, pathlib.Path]
+# A bundle config is a few kB; one of a megabyte or of this many YAML nodes is not one.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 100_000
+# What building a ModelConfig from malformed data raises (a zero patch size divides by zero).
+CONFIG_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError,
+                 RecursionError)
 
 
 class BundleError(RuntimeError):
@@ -48,18 +60,64 @@ def save_bundle(model: DETRack, path: PathLike, dtype: torch.dtype = torch.float
 
 
 def read_bundle_config(path: PathLike) -> Dict[str, Any]:
-    """Read and check a bundle's YAML document."""
+    """Read and check a bundle's YAML document (a mapping with a ``model`` mapping)."""
     _, config_path = bundle_paths(path)
     if not config_path.is_file():
         raise BundleError(f'bundle config not found: {config_path}')
+    size = config_path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise BundleError(f'{config_path} is {size} bytes: too large for a bundle config '
+                          f'(at most {MAX_CONFIG_BYTES})')
     try:
-        document = yaml.safe_load(config_path.read_text())
+        document = yaml.safe_load(config_path.read_bytes())
     except yaml.YAMLError as error:
-        raise BundleError(f'{config_path} is not valid YAML: {error}') from error
+        raise BundleError(f'{config_path} is not valid YAML: {error}') from None
+    except RecursionError:
+        raise BundleError(f'{config_path} is nested too deeply to be a bundle config') from None
+    except (ValueError, TypeError, OverflowError) as error:
+        # The YAML constructors' own errors, e.g. a timestamp with month 13.
+        raise BundleError(f'{config_path} holds a value YAML cannot build: {error}') from None
     if not isinstance(document, dict) or document.get('format') != FORMAT:
         raise BundleError(f'{config_path} is not a detrack bundle config (expected format '
                           f'{FORMAT!r})')
+    if _count_nodes(document, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
+        raise BundleError(f'{config_path} expands to more than {MAX_CONFIG_NODES} values '
+                          '(YAML aliases repeated?): not a bundle config')
+    if not isinstance(document.get('model'), dict):
+        raise BundleError(f'{config_path}: model must be a mapping, got '
+                          f'{type(document.get("model")).__name__}')
     return document
+
+
+def _count_nodes(value: Any, budget: int) -> int:
+    """Count the values of a loaded YAML document, aliases once per use, stopping past budget."""
+    count, stack = 0, [value]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend(item)
+    return count
+
+
+def read_model_config(path: PathLike) -> ModelConfig:
+    """Return the checked model configuration of a bundle; BundleError names what is wrong."""
+    _, config_path = bundle_paths(path)
+    document = read_bundle_config(path)
+    try:
+        return ModelConfig.from_dict(document['model'])
+    except CONFIG_ERRORS as error:
+        raise BundleError(f'{config_path}: invalid model configuration: '
+                          f'{_short(error)}') from None
+
+
+def _short(error: BaseException, limit: int = 300) -> str:
+    """Return an error's message cut to ``limit`` characters (it may quote a huge value)."""
+    text = str(error) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + '...'
 
 
 def _read_weights(weights_path: pathlib.Path) -> Dict[str, torch.Tensor]:
@@ -91,18 +149,24 @@ def _check_fit(model: DETRack, state: Dict[str, torch.Tensor], source: str,
 def load_bundle(path: PathLike, device: Union[str, torch.device] = 'cpu') -> DETRack:
     """Load a bundle into a float32 network on ``device``; errors name the file at fault."""
     weights_path, config_path = bundle_paths(path)
-    document = read_bundle_config(path)
-    try:
-        config = ModelConfig.from_dict(document['model'])
-    except (KeyError, TypeError, ValueError) as error:
-        raise BundleError(f'{config_path}: invalid model configuration: {error}') from error
+    config = read_model_config(path)
     state = _read_weights(weights_path)
+    _check_fit(_meta_model(config, config_path), state,
+               f'{weights_path} does not match the architecture in {config_path}')
     model = create_model(config)
-    _check_fit(model, state, f'{weights_path} does not match the architecture in '
-                             f'{config_path}')
     expected = model.state_dict()
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     return model.to(device).eval()
+
+
+def _meta_model(config: ModelConfig, config_path: pathlib.Path) -> DETRack:
+    """Build the network on the meta device: shapes only, no memory."""
+    try:
+        with torch.device('meta'):
+            return create_model(config)
+    except CONFIG_ERRORS as error:
+        raise BundleError(f'{config_path}: the model configuration does not build: '
+                          f'{_short(error)}') from None
 
 
 def init_from_bundle(model: DETRack, path: PathLike) -> None:

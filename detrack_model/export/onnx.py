@@ -29,7 +29,7 @@ import warnings
 
 import detrack_model
 from detrack_model.config import ModelConfig
-from detrack_model.export.bundle import BundleError
+from detrack_model.export.bundle import BundleError, CONFIG_ERRORS
 from detrack_model.modeling import DETRack
 from detrack_model.tracking.network import TrackingNetwork
 import torch
@@ -112,12 +112,33 @@ def parse_metadata(props: Mapping[str, str], source: PathLike) -> OnnxMetadata:
         metadata = OnnxMetadata(config, int(props['num_layers']), elimination,
                                 int(props['template_size']), int(props['search_size']),
                                 int(props['grid']), int(props['num_candidates']))
-    except (KeyError, TypeError, ValueError) as error:
-        raise OnnxModelError(f'{source}: malformed metadata: {error!r}') from error
+    except CONFIG_ERRORS as error:
+        raise OnnxModelError(f'{source}: malformed metadata: {str(error)[:300]!r}') from None
     if (metadata.template_size, metadata.search_size, metadata.grid) != (
             config.template_size, config.search_size, config.search_grid):
         raise OnnxModelError(f'{source}: metadata sizes disagree with its model configuration')
     return metadata
+
+
+def read_metadata(path: PathLike) -> OnnxMetadata:
+    """
+    Read an exported file's metadata without loading it into a runtime.
+
+    Raises :class:`OnnxModelError` for a missing file, one that is not an ONNX protobuf
+    (garbage, truncated) and one without our metadata.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise OnnxModelError(f'ONNX model not found: {path}')
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError, RuntimeError) as error:
+        raise OnnxModelError(f'{path} is not a readable ONNX model: '
+                             f'{type(error).__name__}: {str(error)[:200]}') from None
+    return parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, path)
 
 
 def export_onnx(model: DETRack, path: PathLike, num_layers: Optional[int] = None,

@@ -217,7 +217,8 @@ class ViTEncoder(nn.Module):
         self.patch_embed = PatchEmbed(enc.patch_size, enc.dim)
         self.pos_embed_z = nn.Parameter(torch.zeros(1, config.template_grid ** 2, enc.dim))
         self.pos_embed_x = nn.Parameter(torch.zeros(1, config.search_grid ** 2, enc.dim))
-        rates = torch.linspace(0, enc.drop_path, enc.depth).tolist()
+        # Built on the CPU whatever the default device: a meta-device build has no data here.
+        rates = torch.linspace(0, enc.drop_path, enc.depth, device='cpu').tolist()
         head_widths = enc.block_head_widths()
         mlp_dims = enc.mlp_dims or [int(enc.dim * enc.mlp_ratio)] * enc.depth
         self.blocks = nn.ModuleList(

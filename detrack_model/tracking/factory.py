@@ -14,8 +14,8 @@ import pathlib
 import tempfile
 from typing import Optional, Union
 
-from detrack_model.cli.common import resolve_device
-from detrack_model.export.bundle import load_bundle, read_bundle_config
+from detrack_model.devices import resolve_device
+from detrack_model.export.bundle import load_bundle, read_model_config
 from detrack_model.tracking.backends import Backend, TorchBackend
 from detrack_model.tracking.tracker import Tracker, TrackerConfig
 import torch
@@ -57,13 +57,10 @@ def model_decoder_layers(model: Union[str, pathlib.Path]) -> int:
     """Return how many decoder layers ``model`` has (0 for the conv head)."""
     path = pathlib.Path(model)
     if path.suffix == '.onnx':
-        import onnx
-        from detrack_model.export.onnx import parse_metadata
-        proto = onnx.load(str(path), load_external_data=False)
-        props = {prop.key: prop.value for prop in proto.metadata_props}
-        return parse_metadata(props, path).num_layers
-    config = read_bundle_config(path)['model']
-    return 0 if config.get('head') == 'conv' else int(config['decoder']['layers'])
+        from detrack_model.export.onnx import read_metadata
+        return read_metadata(path).num_layers
+    config = read_model_config(path)
+    return 0 if config.head == 'conv' else config.decoder.layers
 
 
 def build_backend(model: Union[str, pathlib.Path], runtime: RuntimeConfig) -> Backend:
@@ -84,18 +81,42 @@ def build_backend(model: Union[str, pathlib.Path], runtime: RuntimeConfig) -> Ba
                             fp16=runtime.fp16 and device.type == 'cuda',
                             torch_compile=runtime.torch_compile)
     from detrack_model.export.onnx import export_onnx
-    from detrack_model.export.onnx_backend import OnnxBackend
-    providers = None
-    if runtime.device != 'cpu' and resolve_device(runtime.device).type == 'cuda':
-        providers = ['CUDAExecutionProvider', 'CPUExecutionProvider']
     if onnx_file:
-        return OnnxBackend(path, providers=providers, threads=runtime.threads)
+        return onnx_backend(path, runtime)
     with tempfile.TemporaryDirectory(prefix='detrack-onnx-') as workdir:
         exported = export_onnx(load_bundle(path, 'cpu'), pathlib.Path(workdir) / 'model.onnx',
                                num_layers=runtime.decoder_layers,
                                candidate_elimination=runtime.candidate_elimination)
         # The session reads the whole file when it is created; the file can go afterwards.
-        return OnnxBackend(exported, providers=providers, threads=runtime.threads)
+        return onnx_backend(exported, runtime)
+
+
+def onnx_backend(path: Union[str, pathlib.Path], runtime: RuntimeConfig) -> Backend:
+    """Load an exported file into onnxruntime on the device and threads ``runtime`` names."""
+    from detrack_model.export.onnx_backend import OnnxBackend
+    providers = None
+    if runtime.device != 'cpu' and resolve_device(runtime.device).type == 'cuda':
+        providers = ['CUDAExecutionProvider', 'CPUExecutionProvider']
+    return OnnxBackend(path, providers=providers, threads=runtime.threads)
+
+
+def check_decoder_layers(backend: Backend, model: Union[str, pathlib.Path],
+                         num_layers: Optional[int]) -> int:
+    """
+    Raise ValueError unless ``backend`` running ``model`` can switch to ``num_layers``.
+
+    Return the model's decoder depth. Refused: a conv head, a depth outside 1..L, and any
+    change of an onnxruntime backend loaded from an ``.onnx`` file (its depth is built in).
+    """
+    total = model_decoder_layers(model)
+    if total == 0:
+        raise ValueError(f'{model} has the conv head: it has no decoder layers to choose')
+    if num_layers is not None and not 1 <= num_layers <= total:
+        raise ValueError(f'decoder layers must be in 1..{total}, got {num_layers}')
+    if not isinstance(backend, TorchBackend) and pathlib.Path(model).suffix == '.onnx':
+        raise ValueError(f'{model} is an exported ONNX graph with {total} decoder layers built '
+                         'in; export another depth, or load the bundle instead')
+    return total
 
 
 def set_decoder_layers(tracker: Tracker, model: Union[str, pathlib.Path],
@@ -107,18 +128,11 @@ def set_decoder_layers(tracker: Tracker, model: Union[str, pathlib.Path],
     exported again at the new depth and the tracker's backend replaced (well under a second
     for the shipped model); an ``.onnx`` file cannot change and raises ValueError.
     """
-    total = model_decoder_layers(model)
-    if total == 0:
-        raise ValueError(f'{model} has the conv head: it has no decoder layers to choose')
-    if num_layers is not None and not 1 <= num_layers <= total:
-        raise ValueError(f'decoder layers must be in 1..{total}, got {num_layers}')
+    total = check_decoder_layers(tracker.backend, model, num_layers)
     backend = tracker.backend
     if isinstance(backend, TorchBackend):
         backend.set_decoder_layers(num_layers)
         return
-    if pathlib.Path(model).suffix == '.onnx':
-        raise ValueError(f'{model} is an exported ONNX graph with {total} decoder layers built '
-                         'in; export another depth, or load the bundle instead')
     if getattr(backend, 'num_layers', None) == (num_layers or total):
         return
     runtime = replace(runtime, backend='onnxruntime', decoder_layers=num_layers)
