@@ -25,6 +25,8 @@ import pathlib
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
+from detrack_model.cli.common import non_negative_int
+from detrack_model.data.sequences import FrameError
 from detrack_model.evaluation import evaluate, PROTOCOLS, Scores, write_report
 from detrack_model.evaluation.peers import create_peer, PEERS
 from detrack_model.evaluation.report import comparison_table
@@ -72,6 +74,19 @@ def _flag(options: Dict[str, str], key: str, default: bool) -> bool:
     raise ValueError(f'{key}={value!r}: expected 0/1')
 
 
+def _count(options: Dict[str, str], key: str) -> Optional[int]:
+    value = options.get(key)
+    if value is None:
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise ValueError(f'{key}={value!r}: expected a whole number') from None
+    if count < 1:
+        raise ValueError(f'{key}={value!r}: must be at least 1')
+    return count
+
+
 def detrack_name(options: Dict[str, str]) -> str:
     """Return the results-directory name of a DETRack configuration."""
     if 'name' in options:
@@ -98,9 +113,8 @@ def build_factory(kind: str, options: Dict[str, str]) -> Tuple[str, Callable[[],
     runtime = RuntimeConfig(
         device=options.get('device', 'auto'), backend=options.get('backend', 'torch'),
         fp16=_flag(options, 'fp16', False),
-        decoder_layers=int(options['layers']) if 'layers' in options else None,
-        candidate_elimination=_flag(options, 'ce', True),
-        threads=int(options['threads']) if 'threads' in options else None)
+        decoder_layers=_count(options, 'layers'), candidate_elimination=_flag(options, 'ce', True),
+        threads=_count(options, 'threads'))
     settings = {'hanning': _flag(options, 'hanning', True)}
     if 'threshold' in options:
         settings['score_threshold'] = float(options['threshold'])
@@ -141,7 +155,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--root', required=True, help='dataset root directory')
     parser.add_argument('--split', help='GOT-10k split (default: val)')
     parser.add_argument('--sequences', help='file with one sequence name per line (subset)')
-    parser.add_argument('--limit', type=int, default=0, help='first N sequences only')
+    parser.add_argument('--limit', type=non_negative_int, default=0,
+                        help='first N sequences only (0: all)')
     parser.add_argument('--tracker', dest='trackers', action='append', default=[],
                         metavar='SPEC', help='detrack[:key=value,...] or a peer (repeatable)')
     parser.add_argument('--protocol', choices=PROTOCOLS,
@@ -157,8 +172,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         for spec in args.trackers:
             parse_tracker(spec)
         scores = run(args)
-    except (ValueError, FileNotFoundError, BundleError) as error:
-        parser.exit(2, f'detrack-eval: error: {error}\n')
+    except (ValueError, OSError, BundleError, FrameError) as error:
+        # run_sequence notes which frame of which sequence failed.
+        where = ''.join(f' ({note})' for note in getattr(error, '__notes__', ()))
+        parser.exit(2, f'detrack-eval: error: {error}{where}\n')
     print(comparison_table(scores, args.protocol or args.benchmark))
     print(f'\nreport: {pathlib.Path(args.output) / "table.md"}')
     return 0

@@ -11,7 +11,8 @@ import pathlib
 import sys
 from typing import Any, Dict, List, Optional
 
-from detrack_model.export.bundle import BundleError, load_bundle
+from detrack_model.cli.common import positive_int, refuse_overwrite
+from detrack_model.export.bundle import bundle_paths, BundleError, load_bundle
 from detrack_model.export.onnx import export_onnx
 from detrack_model.modeling import DETRack
 from detrack_model.tracking.backends import TorchBackend
@@ -74,11 +75,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--model', required=True,
                         help='model bundle (<stem>, <stem>.safetensors or <stem>.yaml)')
     parser.add_argument('--output', required=True, help='ONNX file to write')
-    parser.add_argument('--decoder-layers', type=int,
+    parser.add_argument('--decoder-layers', type=positive_int,
                         help='decoder layers the graph runs (1..L, default all)')
     parser.add_argument('--no-candidate-elimination', action='store_true',
                         help='keep every search token in the encoder')
-    parser.add_argument('--opset', type=int,
+    parser.add_argument('--opset', type=positive_int,
                         help='ONNX opset (default 17; 18 with --dynamo)')
     parser.add_argument('--dynamo', action='store_true',
                         help='use the torch.export-based exporter (opset 18 or newer)')
@@ -91,6 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     candidate_elimination = not args.no_candidate_elimination
     opset = args.opset if args.opset is not None else 18 if args.dynamo else 17
     try:
+        refuse_overwrite(args.output, bundle_paths(args.model))
         model = load_bundle(args.model)
         path = export_onnx(model, args.output, args.decoder_layers, candidate_elimination,
                            opset, dynamo=args.dynamo, pad_heads=not args.exact_heads)

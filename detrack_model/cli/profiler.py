@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Dict, List, Optional
 
-from detrack_model.cli.common import load_model_config, resolve_device
+from detrack_model.cli.common import load_model_config, positive_int, resolve_device
 from detrack_model.modeling import create_model
 from detrack_model.profiling import profile
 import torch
@@ -33,11 +33,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='preset name (vit_base, vit_small, vit_tiny) or YAML/JSON file')
     parser.add_argument('--head', choices=['decoder', 'conv'], help='override the head')
     parser.add_argument('--no-ce', action='store_true', help='disable candidate elimination')
-    parser.add_argument('--layers', type=int, help='decoder layers to run (1..L)')
+    parser.add_argument('--layers', type=positive_int, help='decoder layers to run (1..L)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda:N or auto')
     parser.add_argument('--fp16', action='store_true', help='half precision (GPU only)')
-    parser.add_argument('--runs', type=int, default=50, help='timed runs (median reported)')
-    parser.add_argument('--threads', type=int, help='CPU threads for PyTorch')
+    parser.add_argument('--runs', type=positive_int, default=50,
+                        help='timed runs (median reported)')
+    parser.add_argument('--threads', type=positive_int, help='CPU threads for PyTorch')
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
     args = parser.parse_args(argv)
     try:

@@ -17,6 +17,7 @@ import logging
 import sys
 from typing import List, Optional
 
+from detrack_model.cli.common import refuse_overwrite
 from detrack_model.cli.train import add_training_arguments, read_recipe, run_training
 from detrack_model.export.bundle import (bundle_paths, BundleError, load_bundle,
                                          save_bundle)
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def slice_command(args: argparse.Namespace) -> int:
     """Prune the masked bundle to the budget and write the child with a report."""
+    for output in bundle_paths(args.output):
+        refuse_overwrite(output, bundle_paths(args.masked))
     parent = load_bundle(args.masked)
     child, report = prune_to_budget(parent, args.budget, args.mode, args.min_keep,
                                     args.prune_decoder)
