@@ -18,6 +18,7 @@ from detrack_model.tracking import (build_tracker, clip_box, hann_window, Runtim
                                     TorchBackend, Tracker, TrackerConfig, TrackingNetwork)
 from detrack_model.tracking.factory import (model_decoder_layers, resolve_backend,
                                             set_decoder_layers)
+from detrack_model.tracking.tracker import FrameSizeChanged
 import numpy as np
 import pytest
 import torch
@@ -192,14 +193,62 @@ def test_bad_inputs_give_clear_errors():
 
 
 def test_frames_may_change_size_and_the_target_may_leave(model):
-    """Tracking through frames of changing size, with the box pushed off the frame, never fails."""
+    """Through streams that change size, with the box pushed off the frame, nothing fails."""
     tracker = Tracker(TorchBackend(model, torch.device('cpu')))
     rng = np.random.default_rng(1)
     tracker.initialize(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (280, 200, 40, 40))
     for height, width in ((240, 320), (100, 90), (480, 640), (17, 23)):
-        box, score = tracker.track(rng.integers(0, 255, (height, width), dtype=np.uint8))
+        frames = [rng.integers(0, 255, (height, width), dtype=np.uint8) for _ in range(2)]
+        if (width, height) != tracker.frame_size:
+            with pytest.raises(FrameSizeChanged, match=f'frame is {width}x{height}'):
+                tracker.track(frames[0])
+        box, score = tracker.track(frames[1])
         assert np.isfinite(box).all() and 0.0 <= score <= 1.0
         assert box[0] <= width and box[1] <= height and box[2] > 0 and box[3] > 0
+    assert tracker.size_changes == 3
+
+
+def size_change_tracker():
+    """Return a scripted tracker that always predicts its search centre, started at 640x480."""
+    tracker = Tracker(ScriptedBackend([[0.5, 0.5, 0.25, 0.25]], [0.9], [5]))
+    tracker.initialize(np.zeros((480, 640, 3), np.uint8), (300, 200, 40, 40))
+    return tracker
+
+
+@pytest.mark.parametrize('odd', [(1, 1), (16, 16), (16, 12)])
+def test_one_odd_sized_frame_is_skipped_and_changes_nothing(odd):
+    """A single 1x1 or 16x16 frame in a 640x480 stream is refused; the track goes on as before."""
+    tracker = size_change_tracker()
+    state = tracker.state.copy()
+    with pytest.raises(FrameSizeChanged, match=f'frame is {odd[0]}x{odd[1]}'):
+        tracker.track(np.zeros((odd[1], odd[0], 3), np.uint8))
+    np.testing.assert_array_equal(tracker.state, state)
+    box, _ = tracker.track(np.zeros((480, 640, 3), np.uint8))
+    np.testing.assert_allclose(box, (300, 200, 40, 40), atol=1e-6)
+    assert not tracker.lost and tracker.size_changes == 0 and tracker.frame_size == (640, 480)
+
+
+def test_a_lasting_size_change_rescales_the_state():
+    """640x480 becoming 320x240 for good: the second such frame halves the state and tracks."""
+    tracker = size_change_tracker()
+    half = np.zeros((240, 320, 3), np.uint8)
+    with pytest.raises(FrameSizeChanged):
+        tracker.track(half)
+    box, _ = tracker.track(half)
+    np.testing.assert_allclose(box, (150, 100, 20, 20), atol=1e-6)
+    assert not tracker.lost and tracker.size_changes == 1 and tracker.frame_size == (320, 240)
+
+
+def test_a_size_change_with_another_aspect_ratio_declares_the_target_lost():
+    """640x480 becoming 640x640: the mapping is a guess, so the target is searched for again."""
+    tracker = size_change_tracker()
+    square = np.zeros((640, 640, 3), np.uint8)
+    with pytest.raises(FrameSizeChanged):
+        tracker.track(square)
+    tracker.update_config(score_threshold=0.95)  # the scripted 0.9 must not end the search
+    tracker.track(square)
+    assert tracker.lost and tracker.size_changes == 1
+    np.testing.assert_allclose(tracker.state, (300, 200 * 640 / 480, 40, 40 * 640 / 480))
 
 
 def test_backend_matches_the_model_forward(model):

@@ -12,6 +12,13 @@ Lost state: when the best raw score stays under ``score_threshold`` for ``lost_p
 frames in a row, the tracker reports ``lost``, stops moving its state (the last confident
 box) and searches a wider area (``lost_search_factor``) until a score above the threshold
 brings it back.
+
+Frame size: the state is in the pixels of the frames it was tracked in. A frame of another
+size is not tracked: :class:`FrameSizeChanged` is raised and nothing changes, so one odd frame
+in a stream (a 1x1 or a thumbnail) costs that frame only. When the next frame has the new size
+as well, the stream has changed: the state is rescaled to it and tracking goes on, and if the
+aspect ratio changed too (the view was cropped or stretched, the mapping is a guess) the
+target is declared lost so that the wider search finds it again.
 """
 
 from dataclasses import dataclass, replace
@@ -27,6 +34,12 @@ from detrack_model.tracking.window import hann_window
 import numpy as np
 
 LOG = logging.getLogger(__name__)
+# Relative difference of the two scale factors under which a size change keeps the aspect.
+ASPECT_TOLERANCE = 0.01
+
+
+class FrameSizeChanged(ValueError):
+    """A frame of another size than the tracked stream's, skipped; the message says which."""
 
 
 @dataclass
@@ -65,8 +78,9 @@ class Tracker:
 
     ``initialize(frame, box_xywh)`` then ``track(frame) -> (box_xywh, score)`` for every
     following frame. Frames are (H, W) grayscale, (H, W, 1), (H, W, 3) RGB (or BGR with
-    ``bgr=True``) or (H, W, 4) RGBA, uint8, of any size; sizes may change between frames.
-    ``lost`` tells whether the target is considered lost.
+    ``bgr=True``) or (H, W, 4) RGBA, uint8, of any size; a change of size is handled as the
+    module docstring says. ``lost`` tells whether the target is considered lost;
+    ``size_changes`` counts the size changes taken over.
     """
 
     def __init__(self, backend: Backend, config: Optional[TrackerConfig] = None) -> None:
@@ -86,6 +100,10 @@ class Tracker:
         self.lost = False
         self.frames_below = 0
         self.frame_index = 0
+        # (width, height) of the frames the state refers to, and a new size seen once.
+        self.frame_size: Optional[Tuple[int, int]] = None
+        self._new_size: Optional[Tuple[int, int]] = None
+        self.size_changes = 0
 
     # -- public API ------------------------------------------------------------------------
 
@@ -137,12 +155,18 @@ class Tracker:
         self.lost = False
         self.frames_below = 0
         self.frame_index = 0
+        self.frame_size = (image.shape[1], image.shape[0])
+        self._new_size = None
 
     def track(self, frame: np.ndarray, bgr: bool = False) -> Tuple[np.ndarray, float]:
         """Locate the target in ``frame``; return its box x, y, w, h and the network's score."""
         if self.state is None:
             raise RuntimeError('track() called before initialize()')
         image = _as_image(frame)
+        size = (image.shape[1], image.shape[0])
+        if size != self.frame_size:
+            self._follow_size(size)
+        self._new_size = None
         config = self.config
         factor = config.lost_search_factor if self.lost else config.search_factor
         transform = search_transform(self.state, factor, self.backend.search_size)
@@ -161,6 +185,27 @@ class Tracker:
         return box, score
 
     # -- internals -------------------------------------------------------------------------
+
+    def _follow_size(self, size: Tuple[int, int]) -> None:
+        """Skip the first frame of a new size (raise); rescale the state at the second."""
+        old = self.frame_size
+        if self._new_size != size:
+            self._new_size = size
+            raise FrameSizeChanged(
+                f'frame is {size[0]}x{size[1]}, the target is tracked in {old[0]}x{old[1]} '
+                'frames: frame skipped (the next one of this size rescales the track)')
+        scale_x, scale_y = size[0] / old[0], size[1] / old[1]
+        self.state = self.state * np.array([scale_x, scale_y, scale_x, scale_y])
+        self.frame_size, self._new_size = size, None
+        self.size_changes += 1
+        if abs(scale_x / scale_y - 1.0) > ASPECT_TOLERANCE:
+            self.lost = True
+            self.frames_below = max(self.frames_below, self.config.lost_patience)
+            LOG.warning('frame size changed from %dx%d to %dx%d with another aspect ratio: '
+                        'target declared lost, searched around its rescaled box', *old, *size)
+        else:
+            LOG.warning('frame size changed from %dx%d to %dx%d: target box rescaled', *old,
+                        *size)
 
     def _update_state(self, box: np.ndarray, score: float) -> None:
         """Follow the prediction unless lost; count low-score frames."""
