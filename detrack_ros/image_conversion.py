@@ -17,6 +17,11 @@ anything else in the view changes, which the tracker would see as an appearance 
 Cameras that put 10 or 12 significant bits in the low bits of the word want a smaller shift
 (``mono16_shift=2`` or ``4``).
 
+Both functions take ``max_pixels``: an image larger than that is refused, a compressed one
+from its header alone, before the decoder allocates anything (a few hundred bytes of JPEG
+header can claim 30000 x 30000 pixels). Only JPEG, PNG and TIFF are decoded, the formats
+compressed_image_transport writes, because their headers are read here first.
+
 Every malformed input raises :class:`ImageConversionError` with a one-line reason.
 """
 
@@ -24,6 +29,8 @@ import array as py_array
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import cv2
+from detrack_model.data.encoded import (check_image_header, DEFAULT_MAX_PIXELS,
+                                        EncodedImageError)
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -147,13 +154,15 @@ def _buffer(msg: Any) -> np.ndarray:
         ) from error
 
 
-def image_to_array(msg: Image, mono16_shift: int = 8) -> Frame:
+def image_to_array(msg: Image, mono16_shift: int = 8,
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
     """
     Turn a ``sensor_msgs/Image`` into a tracker frame.
 
     mono16 values are divided by 2**``mono16_shift`` (0 to 16), rounded to nearest and
-    saturated at 255. Raise :class:`ImageConversionError` for an unsupported encoding or a
-    message whose sizes do not describe its data.
+    saturated at 255. Raise :class:`ImageConversionError` for an unsupported encoding, an
+    image of more than ``max_pixels`` pixels or a message whose sizes do not describe its
+    data.
     """
     if isinstance(mono16_shift, bool) or not isinstance(mono16_shift, int) \
             or not 0 <= mono16_shift <= 16:
@@ -170,6 +179,9 @@ def image_to_array(msg: Image, mono16_shift: int = 8) -> Frame:
     height, width, step = (_unsigned(msg, name) for name in ('height', 'width', 'step'))
     if width == 0 or height == 0:
         raise ImageConversionError(f'image has zero size: {width}x{height} (width x height)')
+    if width * height > max_pixels:
+        raise ImageConversionError(f'image of {width}x{height} = {width * height} pixels is '
+                                   f'over the limit of {max_pixels} (max_image_pixels)')
     if step < width * pixel_bytes:
         raise ImageConversionError(
             f'image step {step} is smaller than width {width} x {pixel_bytes} bytes per pixel '
@@ -190,15 +202,16 @@ def image_to_array(msg: Image, mono16_shift: int = 8) -> Frame:
         raise ImageConversionError(f'cannot convert {encoding} image: {reason}') from error
 
 
-def compressed_to_array(msg: CompressedImage) -> Frame:
+def compressed_to_array(msg: CompressedImage, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
     """
-    Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG, anything OpenCV reads).
+    Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG or TIFF).
 
     Grey images stay (H, W); colour comes back as OpenCV decodes it, BGR, unless the format
     says the image was compressed from RGB (``'rgb8; jpeg compressed rgb8'``); alpha is
     dropped and 16-bit images are reduced to their high byte. EXIF orientation is ignored so
     that pixel coordinates stay the camera's. Raise :class:`ImageConversionError` when the
-    data cannot be decoded.
+    header claims more than ``max_pixels`` pixels (checked before decoding), the data is cut
+    short or cannot be decoded.
     """
     fmt = getattr(msg, 'format', '')
     if not isinstance(fmt, str):
@@ -209,6 +222,11 @@ def compressed_to_array(msg: CompressedImage) -> Frame:
     buffer = _buffer(msg)
     if buffer.size == 0:
         raise ImageConversionError(f'compressed image is empty (format {fmt!r})')
+    try:
+        check_image_header(buffer, max_pixels)
+    except EncodedImageError as error:
+        raise ImageConversionError(f'cannot decode compressed image (format {fmt!r}, '
+                                   f'{buffer.size} bytes): {error}') from None
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as error:

@@ -38,7 +38,17 @@ DEFAULT_CLICK_TIMEOUT_SEC = 10.0
 
 
 class InitBoxError(ValueError):
-    """An initial box input that cannot become a box; the message says why in one line."""
+    """
+    An initial box input that cannot become a box; the message says why in one line.
+
+    ``kind`` names the rule that refused it (``non_finite``, ``empty``, ``too_small``,
+    ``outside``, ``malformed``, ``clicks``, ``score``), so that a node can
+    throttle its warnings per rule without losing the first of each.
+    """
+
+    def __init__(self, message: str, kind: str = 'malformed') -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def box_from_detection(msg: Detection2D) -> Box:
@@ -73,27 +83,35 @@ def validate_box(box: Sequence[float], image_size: Optional[ImageSize] = None) -
 
     Rejected: non-finite values, a zero or negative width or height, a side shorter than
     :data:`MIN_BOX_SIDE`, and, when ``image_size`` ``(width, height)`` is given, a box with no
-    pixel inside the image. A box partly outside the image is returned unchanged, not clipped:
-    the tracker handles crops that leave the frame, and clipping would move the box's centre
-    off the target.
+    pixel inside the image. With ``image_size`` the box is clipped to the image, and refused
+    when what is left has a side under :data:`MIN_BOX_SIDE`: the part outside cannot be seen,
+    and a box of 4294967295 pixels (a -1 sent as unsigned) must not become the target as is.
     """
     if len(box) != 4:
         raise InitBoxError(f'a box needs 4 values (x, y, w, h), got {len(box)}')
     x, y, w, h = (float(v) for v in box)
     if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise InitBoxError(f'box ({x:g}, {y:g}, {w:g}, {h:g}) has a NaN or infinite value')
+        raise InitBoxError(f'box ({x:g}, {y:g}, {w:g}, {h:g}) has a NaN or infinite value',
+                           'non_finite')
     if w <= 0.0 or h <= 0.0:
         raise InitBoxError(f'box ({x:g}, {y:g}, {w:g}, {h:g}) has zero or negative area '
-                           f'(width {w:g}, height {h:g})')
+                           f'(width {w:g}, height {h:g})', 'empty')
     if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
         raise InitBoxError(f'box ({x:g}, {y:g}, {w:g}, {h:g}) is too small to track: '
-                           f'each side must be at least {MIN_BOX_SIDE:g} px')
-    if image_size is not None:
-        width, height = image_size
-        if x >= width or y >= height or x + w <= 0.0 or y + h <= 0.0:
-            raise InitBoxError(f'box ({x:g}, {y:g}, {w:g}, {h:g}) lies entirely outside the '
-                               f'{width}x{height} image')
-    return (x, y, w, h)
+                           f'each side must be at least {MIN_BOX_SIDE:g} px', 'too_small')
+    if image_size is None:
+        return (x, y, w, h)
+    width, height = image_size
+    if x >= width or y >= height or x + w <= 0.0 or y + h <= 0.0:
+        raise InitBoxError(f'box ({x:g}, {y:g}, {w:g}, {h:g}) lies entirely outside the '
+                           f'{width}x{height} image', 'outside')
+    # x + w may overflow to inf for huge finite values; min() still gives the image edge.
+    x0, y0 = max(x, 0.0), max(y, 0.0)
+    x1, y1 = min(x + w, float(width)), min(y + h, float(height))
+    if x1 - x0 < MIN_BOX_SIDE or y1 - y0 < MIN_BOX_SIDE:
+        raise InitBoxError(f'box ({x:g}, {y:g}, {w:g}, {h:g}) keeps {x1 - x0:g}x{y1 - y0:g} px '
+                           f'inside the {width}x{height} image: too small to track', 'outside')
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 class ClickPair:
@@ -136,7 +154,8 @@ class ClickPair:
         """
         x, y, stamp_sec = float(x), float(y), float(stamp_sec)
         if not (math.isfinite(x) and math.isfinite(y)):
-            raise InitBoxError(f'click at ({x:g}, {y:g}) is not a finite pixel position')
+            raise InitBoxError(f'click at ({x:g}, {y:g}) is not a finite pixel position',
+                               'non_finite')
         first = self._first
         if first is None or not 0.0 <= stamp_sec - first[2] <= self.timeout_sec:
             self._first = (x, y, stamp_sec)
@@ -146,7 +165,7 @@ class ClickPair:
         w, h = abs(x - x0), abs(y - y0)
         if w == 0.0 or h == 0.0:
             raise InitBoxError(f'clicks at ({x0:g}, {y0:g}) and ({x:g}, {y:g}) span no area; '
-                               'click two opposite corners of the target')
+                               'click two opposite corners of the target', 'clicks')
         return (min(x, x0), min(y, y0), w, h)
 
 
@@ -216,14 +235,21 @@ def select_detection(msg: Detection2DArray, class_id: str,
     (an empty ``class_id`` accepts every class) and whose score is at least ``min_score``;
     its score is that of its best qualifying hypothesis. Detections without hypotheses never
     qualify, since they carry no score to compare. Of equal scores the first detection wins.
-    The box is not validated; the node passes it to :func:`validate_box`.
+    NaN and infinite scores never qualify; when one was all the class had, InitBoxError (kind
+    ``score``) says so, since a detector that sends them is broken. The box is not validated;
+    the node passes it to :func:`validate_box`.
     """
     best: Optional[Tuple[Box, float]] = None
+    refused: Optional[float] = None
     for detection in msg.detections:
         scores = [float(r.hypothesis.score) for r in detection.results
                   if not class_id or r.hypothesis.class_id == class_id]
-        # NaN scores fail the comparison and so never qualify.
-        scores = [s for s in scores if s >= min_score]
-        if scores and (best is None or max(scores) > best[1]):
-            best = (box_from_detection(detection), max(scores))
+        finite = [s for s in scores if math.isfinite(s)]
+        if len(finite) < len(scores):
+            refused = next(s for s in scores if not math.isfinite(s))
+        finite = [s for s in finite if s >= min_score]
+        if finite and (best is None or max(finite) > best[1]):
+            best = (box_from_detection(detection), max(finite))
+    if best is None and refused is not None:
+        raise InitBoxError(f'detection score {refused:g} is not a finite number', 'score')
     return best

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import re
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from detrack_model.data.encoded import DEFAULT_MAX_PIXELS
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rcl_interfaces.msg import ParameterType
 
@@ -116,6 +117,10 @@ PARAMETERS: Sequence[ParameterSpec] = (
                   "('init_click', 'clicked_point').", float_range=(0.1, 3600.0)),
     ParameterSpec('mono16_shift', 8, 'mono16 images become 8 bit as value >> shift (8: full '
                   '16-bit range; 4 or 2 for 12- or 10-bit cameras).', integer_range=(0, 8)),
+    ParameterSpec('max_image_pixels', DEFAULT_MAX_PIXELS, 'Largest image accepted, in pixels '
+                  '(width x height); a compressed image is checked from its header before it '
+                  'is decoded. Larger ones are dropped and counted as bad images.',
+                  integer_range=(1, 1 << 30)),
 )
 
 SPECS: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}

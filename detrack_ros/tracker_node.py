@@ -34,9 +34,11 @@ from typing import Any, Deque, List, NamedTuple, Optional, Tuple
 import uuid
 
 from detrack_model.shipped import default_model_path
-from detrack_model.tracking.factory import (build_tracker, model_decoder_layers,
-                                            resolve_backend, RuntimeConfig, set_decoder_layers)
-from detrack_model.tracking.tracker import Tracker, TrackerConfig
+from detrack_model.tracking.factory import (build_tracker, check_decoder_layers,
+                                            model_decoder_layers, resolve_backend,
+                                            RuntimeConfig)
+from detrack_model.tracking.switcher import DepthSwitcher
+from detrack_model.tracking.tracker import FrameSizeChanged, Tracker, TrackerConfig
 from detrack_ros.debug_overlay import draw_overlay
 from detrack_ros.detection_messages import detection_array, detection_from_box, stamp_ns
 from detrack_ros.frame_mailbox import FrameMailbox, RateMeter, RecentValues
@@ -44,16 +46,19 @@ from detrack_ros.image_conversion import (array_to_image, compressed_to_array, F
                                           image_to_array, ImageConversionError)
 from detrack_ros.init_boxes import (Box, box_from_detection, box_from_roi, ClickPair,
                                     InitBoxError, project_point, select_detection, validate_box)
+from detrack_ros.log_throttle import KeyedThrottle
 from detrack_ros.parameters import NAMES, PARAMETERS, SPECS
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PointStamped
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 from std_srvs.srv import SetBool, Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray
@@ -61,7 +66,8 @@ from vision_msgs.msg import Detection2D, Detection2DArray
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
 LOG_THROTTLE_SEC = 5.0
-# Active with no image for this long is worth a warning in the diagnostics.
+# Active with no image for this long is worth a warning in the diagnostics; so is tracking
+# with images arriving but none processed for this long (or two max_rate periods).
 STALE_INPUT_SEC = 2.0
 # Wake-up period of the inference thread while no frame arrives (to notice stop requests).
 POLL_SEC = 0.1
@@ -99,6 +105,7 @@ class TrackerNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._tracker: Optional[Tracker] = None
+        self._switcher: Optional[DepthSwitcher] = None
         self._runtime: Optional[RuntimeConfig] = None
         self._model_path: Optional[pathlib.Path] = None
         self._model_layers = 0
@@ -113,6 +120,8 @@ class TrackerNode(LifecycleNode):
         self._init_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
+        # Ends a max_rate wait early: a parameter change, reset, an init, deactivation.
+        self._wake = threading.Event()
         self._enabled = True
         self._track_id = ''
         self._camera_info: Optional[CameraInfo] = None
@@ -125,7 +134,15 @@ class TrackerNode(LifecycleNode):
         self._latency_ms = RecentValues()
         self._node_ms = RecentValues()
         self._last_input = 0.0
+        self._last_processed = 0.0
+        # When the current target (or processing, after enable) started: the stall check of
+        # the diagnostics counts from here.
+        self._tracking_since = 0.0
+        self._size_changes_seen = 0
         self.counters = collections.Counter()
+        self._init_warnings = KeyedThrottle(LOG_THROTTLE_SEC)
+        # Set once the lifecycle reached finalized: main() then returns.
+        self.finished = Future()
 
         self._own_publishers: List[Any] = []
         self._own_subscriptions: List[Any] = []
@@ -152,8 +169,8 @@ class TrackerNode(LifecycleNode):
                 return FAILURE
         try:
             self._load_model()
-        except (OSError, ValueError, RuntimeError, KeyError) as error:
-            self.get_logger().error(f'configure failed: {error}')
+        except Exception as error:  # noqa: B902 - every cause is logged, none ends the node
+            self.get_logger().error(f'configure failed: {describe(error)}')
             self._tracker = None
             return FAILURE
         history = self.get_parameter('init_history').value
@@ -189,6 +206,8 @@ class TrackerNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the inference thread, free GPU memory (the target is kept)."""
         self._stop_inference()
+        if self._switcher is not None:
+            self._switcher.cancel()  # activate builds the asked depth anew
         # Released on the CPU as well: one path for every device, and an inactive node holds
         # no inference session.
         if self._tracker is not None and not self._backend_released:
@@ -204,8 +223,10 @@ class TrackerNode(LifecycleNode):
         return SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything, from whichever state."""
+        """Release everything, from whichever state; main() then ends the process."""
         self.release()
+        if not self.finished.done():
+            self.finished.set_result(True)
         return SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -238,6 +259,8 @@ class TrackerNode(LifecycleNode):
         tracker = build_tracker(path, runtime, config)
         self._warm_up(tracker)
         self._tracker, self._runtime, self._model_path = tracker, runtime, path
+        self._switcher = DepthSwitcher(tracker, path, runtime, self._tracker_lock,
+                                       self._on_depth_switched)
         self._model_layers = total
         self._backend_released = False
         self.get_logger().info(
@@ -301,6 +324,7 @@ class TrackerNode(LifecycleNode):
             self.destroy_subscription(subscription)
         self._own_subscriptions = []
         self._stop.set()
+        self._wake.set()
         self._mailbox.close()
         if self._thread is not None:
             self._thread.join()
@@ -318,6 +342,9 @@ class TrackerNode(LifecycleNode):
         self._own_timers, self._own_services, self._own_publishers = [], [], []
         self._detection_pub = self._detections_pub = self._debug_pub = None
         self._diagnostics_pub = None
+        if self._switcher is not None:
+            self._switcher.close()
+            self._switcher = None
         with self._tracker_lock:
             if self._tracker is not None and not self._backend_released:
                 self._tracker.backend.release()
@@ -348,8 +375,9 @@ class TrackerNode(LifecycleNode):
         """Return the frame of a message, or None after counting and logging a bad one."""
         try:
             if item.compressed:
-                return compressed_to_array(item.msg)
-            return image_to_array(item.msg, self._live['mono16_shift'])
+                return compressed_to_array(item.msg, self._live['max_image_pixels'])
+            return image_to_array(item.msg, self._live['mono16_shift'],
+                                  self._live['max_image_pixels'])
         except ImageConversionError as error:
             self.counters['bad_images'] += 1
             self.get_logger().warning(
@@ -364,14 +392,19 @@ class TrackerNode(LifecycleNode):
         try:
             box = validate_box(box)
         except InitBoxError as error:
-            self._reject_init(source, str(error))
+            self._reject_init(source, error)
             return
         with self._init_lock:
             self._pending_init = PendingInit(box, source, stamp_ns or None)
+        self._wake.set()
 
-    def _reject_init(self, source: str, reason: str) -> None:
+    def _reject_init(self, source: str, error: InitBoxError) -> None:
+        """Count a rejected init; log it unless the same rule refused this source just now."""
         self.counters['init_rejected'] += 1
-        self.get_logger().warning(f'{source} rejected: {reason}')
+        held = self._init_warnings.admit((source, error.kind))
+        if held is not None:
+            more = f' ({held} more like it since the last message)' if held else ''
+            self.get_logger().warning(f'{source} rejected: {error}{more}')
 
     def _on_init_box(self, msg: Detection2D) -> None:
         self._request_init(box_from_detection(msg), 'init_box', stamp_ns(msg.header))
@@ -388,7 +421,7 @@ class TrackerNode(LifecycleNode):
             u, v = project_point(msg, self._camera_info)
         except InitBoxError as error:
             self._rviz_clicks.reset()
-            self._reject_init('clicked_point', str(error))
+            self._reject_init('clicked_point', error)
             return
         stamp = stamp_ns(msg.header) * 1e-9 or self.get_clock().now().nanoseconds * 1e-9
         self._add_click(self._rviz_clicks, 'clicked_point', u, v, stamp)
@@ -399,7 +432,7 @@ class TrackerNode(LifecycleNode):
         try:
             box = pair.add(x, y, stamp_sec)
         except InitBoxError as error:
-            self._reject_init(source, str(error))
+            self._reject_init(source, error)
             return
         if box is None:
             self.get_logger().info(f'{source}: first corner ({x:.0f}, {y:.0f}); click the '
@@ -419,20 +452,41 @@ class TrackerNode(LifecycleNode):
         with self._init_lock:
             if self._pending_init is not None:
                 return
-        best = select_detection(msg, self._live['auto_init_class_id'],
-                                self._live['auto_init_min_score'])
+        try:
+            best = select_detection(msg, self._live['auto_init_class_id'],
+                                    self._live['auto_init_min_score'])
+        except InitBoxError as error:
+            self._reject_init('detector', error)
+            return
         if best is not None:
             self._request_init(best[0], f'detector (score {best[1]:.2f})',
                                stamp_ns(msg.header))
 
     def _frame_for(self, init: PendingInit, newest: Optional[Received]) -> Optional[Received]:
-        """Return the image an init applies to: the one with its stamp, else the newest."""
-        if init.stamp_ns is not None:
-            # list() copies in one step; the image callback appends concurrently.
-            for item in reversed(list(self._history)):
-                if stamp_ns(item.msg.header) == init.stamp_ns:
-                    return item
-        return newest
+        """
+        Return the image an init applies to: the one with its stamp, else the newest.
+
+        A stamp older than the newest image but no longer in the history (the box took longer
+        to draw than init_history images last) is logged and counted: the target may have
+        moved since.
+        """
+        if init.stamp_ns is None or not self._keep_history:
+            return newest
+        # list() copies in one step; the image callback appends concurrently.
+        history = list(self._history)
+        for item in reversed(history):
+            if stamp_ns(item.msg.header) == init.stamp_ns:
+                return item
+        latest = newest or (history[-1] if history else None)
+        if latest is None or init.stamp_ns > stamp_ns(latest.msg.header):
+            return newest  # its image has not arrived yet
+        self.counters['init_stale'] += 1
+        self.get_logger().warning(
+            f'{init.source}: the image stamped {init.stamp_ns * 1e-9:.3f} is not among the '
+            f'{len(history)} images kept (init_history); starting on the newest, stamped '
+            f'{stamp_ns(latest.msg.header) * 1e-9:.3f}: the target may have moved',
+            throttle_duration_sec=LOG_THROTTLE_SEC)
+        return latest
 
     def _start_target(self, init: PendingInit, item: Received) -> Optional[bool]:
         """
@@ -442,21 +496,26 @@ class TrackerNode(LifecycleNode):
         """
         frame = self._convert(item)
         if frame is None:
-            self._reject_init(init.source, 'its image could not be converted')
+            self._reject_init(init.source, InitBoxError('its image could not be converted',
+                                                        'image'))
             return None
         height, width = frame.array.shape[:2]
         try:
             box = validate_box(init.box, (width, height))
         except InitBoxError as error:
-            self._reject_init(init.source, str(error))
+            self._reject_init(init.source, error)
             return False
         with self._tracker_lock:
             self._tracker.initialize(frame.array, box, bgr=frame.bgr)
+            self._size_changes_seen = self._tracker.size_changes
             self._track_id = track_id = uuid.uuid4().hex[:12]
         self.counters['inits'] += 1
+        self._tracking_since = time.monotonic()
+        clipped = '' if box == init.box else ' (clipped to the image from ({:.0f}, {:.0f}, ' \
+            '{:g}, {:g}))'.format(*init.box)
         self.get_logger().info(
             f'tracking target {self._track_id} from {init.source}: box ({box[0]:.0f}, '
-            f'{box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}) on the image stamped '
+            f'{box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}){clipped} on the image stamped '
             f'{stamp_ns(item.msg.header) * 1e-9:.3f}')
         self._publish(item, frame, np.asarray(box), 1.0, False, track_id)
         return True
@@ -475,9 +534,25 @@ class TrackerNode(LifecycleNode):
                 self.counters['errors'] += 1
                 self.get_logger().error(f'frame failed: {type(error).__name__}: {error}',
                                         throttle_duration_sec=LOG_THROTTLE_SEC)
+            if item is not None:
+                self._pace(started)
+
+    def _pace(self, started: float) -> None:
+        """
+        Wait out the rest of the max_rate period that began at ``started``.
+
+        The wait follows max_rate as it changes and ends early for a stop, a new init and a
+        reset (no target, nothing to pace), so a long period set once never outlives it.
+        """
+        while not self._stop.is_set():
             max_rate = self._live['max_rate']
-            if item is not None and max_rate > 0.0:
-                self._stop.wait(max(0.0, 1.0 / max_rate - (time.monotonic() - started)))
+            remaining = 1.0 / max_rate - (time.monotonic() - started) if max_rate > 0 else 0
+            tracker = self._tracker
+            if remaining <= 0.0 or self._pending_init is not None or tracker is None \
+                    or not tracker.initialized:
+                return
+            self._wake.wait(remaining)
+            self._wake.clear()
 
     def _step(self, item: Optional[Received]) -> None:
         """Apply a waiting init, then track ``item`` (the newest image, or None)."""
@@ -508,6 +583,11 @@ class TrackerNode(LifecycleNode):
                 return
             try:
                 box, score = tracker.track(frame.array, bgr=frame.bgr)
+            except FrameSizeChanged as error:
+                self.counters['frame_size_changes'] += 1
+                self.get_logger().warning(f'image skipped: {error}',
+                                          throttle_duration_sec=LOG_THROTTLE_SEC)
+                return
             except ValueError as error:
                 self.counters['bad_images'] += 1
                 self.get_logger().warning(f'image dropped: {error}',
@@ -516,9 +596,19 @@ class TrackerNode(LifecycleNode):
             lost = tracker.lost
             region = tracker.search_region
             track_id = self._track_id
+            resized = tracker.size_changes != self._size_changes_seen
+            self._size_changes_seen = tracker.size_changes
+        if resized:
+            self._log_size_change(frame, lost)
         self._inference_ms.add((time.perf_counter() - started) * 1e3)
         self._publish(item, frame, box, score, lost, track_id,
                       region.image_region() if region is not None else None)
+
+    def _log_size_change(self, frame: Frame, lost: bool) -> None:
+        height, width = frame.array.shape[:2]
+        outcome = ('another aspect ratio: target declared lost, searched around its rescaled '
+                   'box') if lost else 'target box rescaled'
+        self.get_logger().warning(f'images are {width}x{height} now: {outcome}')
 
     def _publish(self, item: Received, frame: Frame, box: np.ndarray, score: float, lost: bool,
                  track_id: str, search: Optional[Tuple[float, ...]] = None) -> None:
@@ -531,6 +621,7 @@ class TrackerNode(LifecycleNode):
             self._detections_pub.publish(detection_array(header, [detection]))
         self.counters['processed'] += 1
         now = time.monotonic()
+        self._last_processed = now
         self._processing_rate.tick(now)
         self._node_ms.add((now - item.monotonic) * 1e3)
         age_ns = self.get_clock().now().nanoseconds - stamp_ns(header)
@@ -551,6 +642,7 @@ class TrackerNode(LifecycleNode):
             if self._tracker is not None:
                 self._tracker.reset()
             self._track_id = ''
+        self._wake.set()
         response.success = True
         response.message = 'target cleared' if had_target else 'no target was tracked'
         self.get_logger().info(f'reset: {response.message}')
@@ -559,6 +651,7 @@ class TrackerNode(LifecycleNode):
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
         changed = self._enabled != request.data
         self._enabled = bool(request.data)
+        self._tracking_since = time.monotonic()
         response.success = True
         state = 'enabled' if self._enabled else 'disabled (images are ignored)'
         response.message = state if changed else f'already {state}'
@@ -584,6 +677,7 @@ class TrackerNode(LifecycleNode):
         for parameter in parameters:
             if parameter.name in self._live:
                 self._live[parameter.name] = parameter.value
+        self._wake.set()  # a max_rate wait recomputes with the new values
         return SetParametersResult(successful=True)
 
     def _check_against_model(self, name: str, value: Any) -> Optional[str]:
@@ -602,22 +696,53 @@ class TrackerNode(LifecycleNode):
         tracker = self._tracker
         if tracker is None:
             return None  # taken up by the next configure
-        with self._tracker_lock:
-            try:
-                if name in TRACKER_SETTINGS:
+        try:
+            if name in TRACKER_SETTINGS:
+                with self._tracker_lock:
                     tracker.update_config(**{name: value})
-                elif name == 'decoder_layers':
-                    if self._backend_released:
-                        self._runtime.decoder_layers = value or None
-                    else:
-                        set_decoder_layers(tracker, self._model_path, self._runtime,
-                                           value or None)
-                        self._runtime.decoder_layers = value or None
-            except (ValueError, OSError, RuntimeError) as error:
-                return f'{name}: {error}'
+            elif name == 'decoder_layers':
+                self._set_decoder_layers(tracker, value or None)
+        except (ValueError, OSError, RuntimeError) as error:
+            return f'{name}: {error}'
         return None
 
+    def _set_decoder_layers(self, tracker: Tracker, layers: Optional[int]) -> None:
+        """
+        Ask for another decoder depth; never waits for it.
+
+        An onnxruntime graph of the new depth is built off this (executor) thread while the
+        current one keeps tracking, then swapped in between frames; an inactive node builds
+        it on activate.
+        """
+        if self._backend_released:
+            check_decoder_layers(tracker.backend, self._model_path, layers)
+        else:
+            self._switcher.request(layers)
+        self._runtime.decoder_layers = layers
+
+    def _on_depth_switched(self, layers: Optional[int], seconds: float,
+                           error: Optional[BaseException]) -> None:
+        """Log the outcome of a decoder depth change (called on the switcher's thread)."""
+        wanted = layers or self._model_layers
+        if error is None:
+            self.get_logger().info(f'decoder_layers: {wanted} of {self._model_layers} layers '
+                                   f'running (ready after {seconds:.1f} s)')
+        else:
+            self.get_logger().error(f'decoder_layers {wanted} could not be applied: '
+                                    f'{describe(error)}; the previous depth keeps running')
+
     # -- diagnostics ------------------------------------------------------------------------
+
+    def _depth_label(self) -> str:
+        """Return the decoder layers running, and the ones asked for while they are built."""
+        switcher = self._switcher
+        if switcher is None or self._model_layers == 0:
+            return ''
+        running = str(switcher.running_layers or self._model_layers)
+        if switcher.pending:
+            wanted = self._runtime.decoder_layers or self._model_layers
+            return f'{running} (switching to {wanted})'
+        return running
 
     def state_label(self) -> str:
         """Return idle/tracking/lost/disabled/inactive for diagnostics and tests."""
@@ -630,15 +755,27 @@ class TrackerNode(LifecycleNode):
             return 'idle'
         return 'lost' if tracker.lost else 'tracking'
 
+    def _health(self, state: str, now: float) -> Tuple[bytes, str]:
+        """Return the diagnostics level and message for ``state``."""
+        if state not in ('inactive', 'disabled') and now - self._last_input > STALE_INPUT_SEC:
+            return (DiagnosticStatus.WARN,
+                    f'{state}; no image on {self._image_topic()} for over {STALE_INPUT_SEC:g} s')
+        if state in ('tracking', 'lost'):
+            max_rate = self._live['max_rate']
+            limit = max(STALE_INPUT_SEC, 2.0 / max_rate if max_rate > 0 else 0.0)
+            idle = now - max(self._last_processed, self._tracking_since)
+            if idle > limit:
+                return (DiagnosticStatus.WARN,
+                        f'{state}; images arrive but none was processed for {idle:.0f} s '
+                        '(see the log for dropped images)')
+        if state == 'lost':
+            return DiagnosticStatus.WARN, 'target lost'
+        return DiagnosticStatus.OK, state
+
     def _publish_diagnostics(self) -> None:
         state = self.state_label()
         now = time.monotonic()
-        level, message = DiagnosticStatus.OK, state
-        if state == 'lost':
-            level, message = DiagnosticStatus.WARN, 'target lost'
-        if state not in ('inactive', 'disabled') and now - self._last_input > STALE_INPUT_SEC:
-            level = DiagnosticStatus.WARN
-            message = f'{state}; no image on {self._image_topic()} for over {STALE_INPUT_SEC:g} s'
+        level, message = self._health(state, now)
         tracker = self._tracker
         values = {
             'state': state,
@@ -650,9 +787,12 @@ class TrackerNode(LifecycleNode):
             'frames_processed': str(self.counters['processed']),
             'frames_dropped': str(self._mailbox.dropped),
             'bad_images': str(self.counters['bad_images']),
+            'frame_size_changes': str(self.counters['frame_size_changes']),
             'init_rejected': str(self.counters['init_rejected']),
+            'init_stale': str(self.counters['init_stale']),
             'errors': str(self.counters['errors']),
             'backend': tracker.backend.name if tracker is not None else '',
+            'decoder_layers': self._depth_label(),
             'model': str(self._model_path or ''),
         }
         for key, window in (('inference_ms', self._inference_ms),
@@ -669,10 +809,23 @@ class TrackerNode(LifecycleNode):
         self._diagnostics_pub.publish(array)
 
 
+def describe(error: BaseException) -> str:
+    """Return an error as one line: our own errors by message, others with their type."""
+    text = ' '.join(str(error).split()) or type(error).__name__
+    ours = isinstance(error, (OSError, ValueError, RuntimeError))
+    return text if ours else f'{type(error).__name__}: {text}'
+
+
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node until Ctrl-C or shutdown; exit 1 when auto-activation fails."""
     rclpy.init(args=args)
-    node = TrackerNode()
+    try:
+        node = TrackerNode()
+    except ParameterException as error:
+        # A start-up value outside its declared range or of the wrong type.
+        rclpy.logging.get_logger('tracker').fatal(f'invalid parameter: {describe(error)}')
+        rclpy.try_shutdown()
+        return 1
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     code = 0
@@ -681,7 +834,8 @@ def main(args: Optional[List[str]] = None) -> int:
             node.get_logger().fatal('could not become active; see the error above')
             code = 1
         else:
-            executor.spin()
+            # Until Ctrl-C or a lifecycle shutdown (the node is finalized then).
+            executor.spin_until_future_complete(node.finished)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

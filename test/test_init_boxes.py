@@ -70,11 +70,11 @@ def test_box_from_roi_reads_offsets_and_size():
     assert box_from_roi(roi) == (12.0, 34.0, 56.0, 78.0)
 
 
-def test_validate_box_accepts_inside_and_partly_outside_boxes_unchanged():
-    """A valid box comes back as given, floats; a partly outside box is not clipped."""
+def test_validate_box_accepts_inside_boxes_and_clips_partly_outside_ones():
+    """A valid box comes back as floats; with the image size it is clipped to the image."""
     assert validate_box((10, 20, 30, 40), (640, 480)) == (10.0, 20.0, 30.0, 40.0)
-    assert validate_box([-10.0, -5.0, 30.0, 40.0], (640, 480)) == (-10.0, -5.0, 30.0, 40.0)
-    assert validate_box((630.0, 470.0, 50.0, 50.0), (640, 480)) == (630.0, 470.0, 50.0, 50.0)
+    assert validate_box([-10.0, -5.0, 30.0, 40.0], (640, 480)) == (0.0, 0.0, 20.0, 35.0)
+    assert validate_box((630.0, 470.0, 50.0, 50.0), (640, 480)) == (630.0, 470.0, 10.0, 10.0)
     assert validate_box((5000.0, 5000.0, 4.0, 4.0), None) == (5000.0, 5000.0, 4.0, 4.0)
     assert validate_box((0.0, 0.0, MIN_BOX_SIDE, MIN_BOX_SIDE)) == (0.0, 0.0, 2.0, 2.0)
 
@@ -116,6 +116,22 @@ def test_validate_box_rejects_entirely_outside(box):
     """A box touching the image only at its border has no pixel inside and is rejected."""
     with pytest.raises(InitBoxError, match='entirely outside the 640x480 image'):
         validate_box(box, (640, 480))
+
+
+@pytest.mark.parametrize('box', [(0.0, 0.0, 4294967295.0, 4294967295.0),
+                                 (-1e300, -1e300, 2e300, 2e300), (10.0, 10.0, 1e308, 1e308)])
+def test_validate_box_clips_huge_boxes_to_the_image(box):
+    """An ROI of 2**32 - 1 pixels (a -1 sent unsigned) or 1e300 becomes the visible part."""
+    x, y, w, h = validate_box(box, (640, 480))
+    assert x >= 0.0 and y >= 0.0 and x + w <= 640.0 and y + h <= 480.0
+    assert all(math.isfinite(v) for v in (x, y, w, h))
+
+
+def test_validate_box_rejects_a_sliver_inside_the_image():
+    """A box that keeps under MIN_BOX_SIDE pixels inside the image is refused."""
+    with pytest.raises(InitBoxError, match='inside the 640x480 image') as refused:
+        validate_box((639.0, 10.0, 50.0, 50.0), (640, 480))
+    assert refused.value.kind == 'outside'
 
 
 def test_validate_box_rejects_wrong_length():
@@ -308,5 +324,14 @@ def test_select_detection_none_cases():
     assert select_detection(msg, 'person', 0.0) is None
     assert select_detection(msg, 'car', 0.95) is None
     assert select_detection(detections(detection(10, 10, 4, 4)), '', 0.0) is None
-    assert select_detection(detections(detection(10, 10, 4, 4, [('a', math.nan)])), '',
-                            0.0) is None
+
+
+@pytest.mark.parametrize('score', [math.nan, math.inf, -math.inf])
+def test_select_detection_refuses_non_finite_scores(score):
+    """A non-finite score never qualifies; alone, it is an error of kind 'score'."""
+    with pytest.raises(InitBoxError, match='not a finite number') as refused:
+        select_detection(detections(detection(10, 10, 4, 4, [('a', score)])), '', 0.0)
+    assert refused.value.kind == 'score'
+    msg = detections(detection(10, 10, 4, 4, [('a', score)]),
+                     detection(50, 50, 8, 8, [('a', 0.7)]))
+    assert select_detection(msg, '', 0.5) == ((46.0, 46.0, 8.0, 8.0), pytest.approx(0.7))
