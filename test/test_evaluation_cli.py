@@ -87,3 +87,34 @@ def test_tracker_specs_parse_and_name_their_results():
     assert parse_tracker('CSRT') == ('csrt', {})
     with pytest.raises(ValueError, match='key=value'):
         parse_tracker('detrack:layers')
+
+
+def test_negative_limit_is_refused(dataset, tmp_path):
+    """--limit -1 once scored all but the last sequence in silence; now it is an error."""
+    result = evaluate_cli('--benchmark', 'got10k', '--root', str(dataset), '--split', 'val',
+                          '--tracker', 'kcf', '--limit', '-1', '--output', str(tmp_path / 'x'))
+    assert result.returncode == 2, result.stderr
+    assert '--limit: must be at least 0, got -1' in result.stderr
+    assert not (tmp_path / 'x').exists()
+    for spec, message in (('detrack:layers=0', "layers='0': must be at least 1"),
+                          ('detrack:threads=-2', "threads='-2': must be at least 1")):
+        result = evaluate_cli('--benchmark', 'got10k', '--root', str(dataset), '--tracker',
+                              spec, '--output', str(tmp_path / 'x'))
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'garbage'])
+def test_corrupt_frame_mid_sequence_is_the_tools_error_line(tmp_path, damage):
+    """A frame cut in half, or not an image, in the middle of a sequence: exit 2, one line."""
+    root = tmp_path / 'data'
+    generate_dataset(str(root), 'val', 1, 10, size=(200, 150), seed=22)
+    frame = next((root / 'val').glob('*/00000005.jpg'))
+    data = frame.read_bytes()
+    frame.write_bytes(data[:len(data) // 2] if damage == 'truncated' else b'garbage' * 100)
+    result = evaluate_cli('--benchmark', 'got10k', '--root', str(root), '--split', 'val',
+                          '--tracker', 'kcf', '--output', str(tmp_path / 'out'))
+    assert result.returncode == 2, result.stderr
+    assert 'Traceback' not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith('detrack-eval: error: cannot decode frame')
+    assert '00000005.jpg' in line and 'while tracking frame 4' in line

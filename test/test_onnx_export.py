@@ -3,6 +3,7 @@
 import copy
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 from typing import List, Tuple
@@ -302,6 +303,25 @@ def test_cli_errors_are_usage_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and 'Traceback' not in err
     assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_cli_never_overwrites_its_input_bundle(tmp_path, capsys):
+    """--output naming the bundle's own weights or config is refused; the bundle is intact."""
+    stem = tmp_path / 'x' / 'model'
+    stem.parent.mkdir()
+    for suffix in ('.safetensors', '.yaml'):
+        shutil.copyfile(str(SHIPPED) + suffix, str(stem) + suffix)
+    before = {suffix: pathlib.Path(str(stem) + suffix).read_bytes()
+              for suffix in ('.safetensors', '.yaml')}
+    for output in (str(stem) + '.safetensors', str(stem) + '.yaml',
+                   str(tmp_path / 'x' / '..' / 'x' / 'model.safetensors')):
+        with pytest.raises(SystemExit) as exit_info:
+            export_cli.main(['--model', str(stem), '--output', output])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert 'refusing to overwrite' in err and 'Traceback' not in err
+    for suffix, data in before.items():
+        assert pathlib.Path(str(stem) + suffix).read_bytes() == data
 
 
 def _env() -> dict:

@@ -512,3 +512,17 @@ def test_cli_refuses_a_bad_budget(tmp_path, budget):
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 2
     assert 'budget' in result.stderr
+
+
+def test_slice_refuses_to_write_over_its_input(tmp_path, capsys):
+    """detrack-prune slice X --output X would replace the sparsity-trained bundle: refused."""
+    from detrack_model.cli.prune import main as prune_main
+    masked = tmp_path / 'masked'
+    for suffix in ('.safetensors', '.yaml'):
+        (tmp_path / f'masked{suffix}').write_bytes(b'the input bundle')
+    for output in (masked, tmp_path / 'masked.safetensors'):
+        with pytest.raises(SystemExit) as exit_info:
+            prune_main(['slice', str(masked), '--budget', '0.5', '--output', str(output)])
+        assert exit_info.value.code == 2
+        assert 'refusing to overwrite' in capsys.readouterr().err
+    assert (tmp_path / 'masked.safetensors').read_bytes() == b'the input bundle'

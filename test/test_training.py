@@ -8,12 +8,14 @@ per session, so the whole file stays well under two minutes on two CPU cores.
 import csv
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 from detrack_model.cli.train import apply_overrides
+from detrack_model.data.toy_datasets import write_got10k
 from detrack_model.engine.recipe import load_recipe, recipe_from_dict
 from detrack_model.engine.trainer import Trainer
 from detrack_model.export import load_bundle
@@ -179,6 +181,73 @@ def test_ddp_on_two_cpu_processes_equals_one_process(recipe_file, tmp_path, spar
     assert any(key.endswith('prune_mask') for key in weights_single) == sparsity
     for key in weights_single:
         torch.testing.assert_close(weights_ddp[key], weights_single[key], rtol=1e-4, atol=1e-5)
+
+
+def test_corrupt_training_data_is_skipped_and_counted(recipe_file, tmp_path):
+    """
+    Train on a GOT-10k split where three of four sequences are broken in a different way.
+
+    One is listed but has no directory, one has boxes of 1e308, one has every JPEG cut in
+    half. Training finishes; each kind of damage is skipped and counted under its reason.
+    """
+    root = tmp_path / 'got10k'
+    names = list(write_got10k(str(root), 'train', num_sequences=4, num_frames=10, seed=5))
+    shutil.rmtree(root / 'train' / names[1])
+    (root / 'train' / names[2] / 'groundtruth.txt').write_text('0,0,1e308,1e308\n' * 10)
+    for frame in (root / 'train' / names[3]).glob('*.jpg'):
+        data = frame.read_bytes()
+        frame.write_bytes(data[:len(data) // 2])
+    recipe = load_recipe(str(recipe_file))
+    data = apply_overrides(recipe.to_dict(), ['optim.epochs=1', 'data.val=[]',
+                                              'checkpoint.every_steps=1000'])
+    data['data']['train'] = [{'type': 'got10k', 'root': str(root), 'split': 'train'}]
+    trainer = Trainer(recipe_from_dict(data), str(tmp_path / 'run'), 'cpu', progress=False)
+    trainer.fit()
+    trainer.close()
+    counts = trainer.train_pairs.pairs.skip_counts
+    for reason in ('bad_annotation', 'invalid_box', 'frame_error'):
+        assert counts[reason] > 0, counts
+    assert trainer.skipped == sum(counts.values()) - counts['no_visible_frames']
+    with (tmp_path / 'run' / 'metrics.csv').open(newline='') as handle:
+        logged = [int(float(row['skipped'])) for row in csv.DictReader(handle)
+                  if row.get('skipped')]
+    assert logged[-1] == trainer.skipped > 0
+
+
+def damage(path: pathlib.Path, how: str) -> None:
+    """Damage a checkpoint file: cut it in half, or replace it with garbage."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2] if how == 'truncated' else b'PK\x03\x04 garbage')
+
+
+@pytest.mark.parametrize('broken', ['model.safetensors', 'state.pt'])
+@pytest.mark.parametrize('how', ['truncated', 'garbage'])
+def test_resume_falls_back_to_the_newest_intact_checkpoint(recipe_file, tmp_path, broken, how):
+    """The newest checkpoint is damaged: --resume continues from the one before, and says so."""
+    settings = ['optim.epochs=2', 'data.val=[]', 'checkpoint.every_steps=2',
+                'checkpoint.keep_last=3']
+    train(recipe_file, tmp_path, *settings, 'optim.epochs=1')
+    newest = tmp_path / 'checkpoints' / 'step_00000004'
+    damage(newest / broken, how)
+    result = train(recipe_file, tmp_path, *settings, extra_args=['--resume'])
+    output = result.stdout + result.stderr
+    assert 'skipping damaged checkpoint' in output and str(newest) in output, output
+    assert 'resumed from' in output and 'step_00000002 at step 2' in output, output
+    assert 'weights_only' not in output and 'Traceback' not in output
+    assert sorted(losses(tmp_path))[-1] == 8
+
+
+def test_resume_from_a_named_damaged_checkpoint_is_an_error_line(recipe_file, tmp_path):
+    """--resume naming a garbage state.pt: exit 1 with our message, never PyTorch's advice."""
+    train(recipe_file, tmp_path, 'optim.epochs=1', 'data.val=[]', 'checkpoint.every_steps=2')
+    checkpoint = tmp_path / 'checkpoints' / 'step_00000004'
+    damage(checkpoint / 'state.pt', 'garbage')
+    command = [sys.executable, '-m', 'detrack_model.cli.train', '--config', str(recipe_file),
+               '--output', str(tmp_path), '--no-progress', '--resume', str(checkpoint)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert 'cannot resume' in result.stderr and 'not a training state' in result.stderr
+    assert 'weights_only' not in result.stderr and 'Traceback' not in result.stderr
 
 
 @pytest.mark.parametrize('recipe', sorted(p.name for p in TRAINING.glob('*.yaml')))
