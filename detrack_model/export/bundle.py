@@ -17,6 +17,7 @@ from typing import Any, Dict, Tuple, Union
 
 from detrack_model.config import ModelConfig
 from detrack_model.modeling import create_model, DETRack
+import numpy as np
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 import torch
@@ -27,9 +28,17 @@ PathLike = Union[str, pathlib.Path]
 # A bundle config is a few kB; one of a megabyte or of this many YAML nodes is not one.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_NODES = 100_000
+# Brackets opened and not yet closed; PyYAML's time grows with the square of this.
+MAX_CONFIG_NESTING = 64
 # What building a ModelConfig from malformed data raises (a zero patch size divides by zero).
 CONFIG_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError,
                  RecursionError)
+# Sizes no tracking network comes near (ViT-B: 12 blocks of 768): a config beyond them would
+# only make the loader build an enormous module tree before the weights could refute it.
+MAX_BLOCKS = 128
+MAX_WIDTH = 1 << 16
+MAX_CROP = 4096
+MAX_MLP_RATIO = 64.0
 
 
 class BundleError(RuntimeError):
@@ -68,8 +77,12 @@ def read_bundle_config(path: PathLike) -> Dict[str, Any]:
     if size > MAX_CONFIG_BYTES:
         raise BundleError(f'{config_path} is {size} bytes: too large for a bundle config '
                           f'(at most {MAX_CONFIG_BYTES})')
+    text = config_path.read_bytes()
+    if _flow_nesting(text) > MAX_CONFIG_NESTING:
+        raise BundleError(f'{config_path} nests brackets more than {MAX_CONFIG_NESTING} deep: '
+                          'not a bundle config')
     try:
-        document = yaml.safe_load(config_path.read_bytes())
+        document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise BundleError(f'{config_path} is not valid YAML: {error}') from None
     except RecursionError:
@@ -87,6 +100,15 @@ def read_bundle_config(path: PathLike) -> Dict[str, Any]:
         raise BundleError(f'{config_path}: model must be a mapping, got '
                           f'{type(document.get("model")).__name__}')
     return document
+
+
+def _flow_nesting(text: bytes) -> int:
+    """Return the deepest bracket nesting of ``text`` (brackets in strings count too)."""
+    codes = np.frombuffer(text, np.uint8)
+    steps = np.zeros(len(codes), np.int32)
+    steps[(codes == ord('[')) | (codes == ord('{'))] = 1
+    steps[(codes == ord(']')) | (codes == ord('}'))] = -1
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def _count_nodes(value: Any, budget: int) -> int:
@@ -108,10 +130,42 @@ def read_model_config(path: PathLike) -> ModelConfig:
     _, config_path = bundle_paths(path)
     document = read_bundle_config(path)
     try:
-        return ModelConfig.from_dict(document['model'])
+        config = ModelConfig.from_dict(document['model'])
+        problem = _implausible(config)
     except CONFIG_ERRORS as error:
         raise BundleError(f'{config_path}: invalid model configuration: '
                           f'{_short(error)}') from None
+    if problem:
+        raise BundleError(f'{config_path}: invalid model configuration: {problem}')
+    return config
+
+
+def _implausible(config: ModelConfig) -> str:
+    """Return what in ``config`` is beyond any tracking network, or ''."""
+    enc, dec = config.encoder, config.decoder
+    counts = {'encoder depth': enc.depth, 'decoder layers': dec.layers}
+    widths = {'encoder dim': enc.dim, 'encoder heads': enc.heads, 'decoder hidden': dec.hidden,
+              'decoder heads': dec.heads, 'decoder points': dec.points,
+              'decoder ffn_dim': dec.ffn_dim, 'decoder num_queries': dec.num_queries,
+              'conv head channels': config.conv_head.channels,
+              'patch size': enc.patch_size}
+    for name, value in counts.items():
+        if not 1 <= value <= MAX_BLOCKS:
+            return f'{name} {value} is outside 1..{MAX_BLOCKS}'
+    for name, value in widths.items():
+        if not 1 <= value <= MAX_WIDTH:
+            return f'{name} {value} is outside 1..{MAX_WIDTH}'
+    for name, value in (('template_size', config.template_size),
+                        ('search_size', config.search_size)):
+        if not 1 <= value <= MAX_CROP:
+            return f'{name} {value} is outside 1..{MAX_CROP}'
+    if not 0.0 < enc.mlp_ratio <= MAX_MLP_RATIO:
+        return f'encoder mlp_ratio {enc.mlp_ratio} is outside (0, {MAX_MLP_RATIO:g}]'
+    lists = [enc.head_dims, enc.mlp_dims, enc.head_counts, dec.ffn_dims,
+             *(enc.head_widths or [])]
+    if any(max(values, default=1) > MAX_WIDTH for values in lists if values):
+        return f'a per-layer width is over {MAX_WIDTH}'
+    return ''
 
 
 def _short(error: BaseException, limit: int = 300) -> str:
@@ -164,7 +218,7 @@ def _meta_model(config: ModelConfig, config_path: pathlib.Path) -> DETRack:
     try:
         with torch.device('meta'):
             return create_model(config)
-    except CONFIG_ERRORS as error:
+    except (*CONFIG_ERRORS, RuntimeError) as error:
         raise BundleError(f'{config_path}: the model configuration does not build: '
                           f'{_short(error)}') from None
 
