@@ -276,7 +276,7 @@ def _pose(d: _Draw) -> Tuple[np.ndarray, np.ndarray]:
         angle = angle + spin * frame_ids + 25.0 * (wobble - wobble[0])
     tilt = np.zeros((frames, 2))
     if attributes['perspective']:
-        tilt = rng.uniform(0.1, 0.3) * np.stack(
+        tilt = rng.uniform(0.08, 0.25) * np.stack(
             [smooth_noise(rng, frames, frames / 5), smooth_noise(rng, frames, frames / 5)], 1)
     return angle, tilt
 
@@ -500,7 +500,11 @@ def build_scene(seed: Union[int, np.random.SeedSequence], frames: int,
     aspect *= math.exp(rng.uniform(-0.45, 0.45) if chosen is None else rng.uniform(-0.1, 0.1))
     target_size = _target_size(d, aspect, zoom)
     angle, tilt = _pose(d)
-    radius = radius_of(target_size)
+    # Perspective enlarges the near side by up to 1 / (1 - |tilt|_1): keep that inside too.
+    radius = radius_of(target_size) / (1.0 - np.abs(tilt).sum(axis=1))
+    # The first frame shows the whole target: shrink one that could not fit at all.
+    fit = min(1.0, (0.5 * min(width, height) - 3.0) / radius[0])
+    target_size, radius = target_size * fit, radius * fit
     speed = rng.uniform(0.004, 0.02) * max(width, height)
     center = random_walk(rng, frames, (width, height), radius, speed, fast, slack=0.0)
     _out_of_view(d, center, radius, events)
