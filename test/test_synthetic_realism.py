@@ -144,3 +144,24 @@ def test_scene_is_a_pure_function(sources):
     for t in range(6):
         fa, fb = synthetic.render_frame(a, t), synthetic.render_frame(b, t)
         assert np.array_equal(fa.image, fb.image) and fa.box == fb.box
+
+
+def test_shapes_are_never_slivers():
+    """Every drawn shape and look-alike covers a good part of its square (none is erased)."""
+    from detrack_model.data.synthetic.sprites import jitter_shape, shape_mask, shape_params
+
+    rng = np.random.default_rng(0)
+    smallest = 1.0
+    for _ in range(2000):
+        params = shape_params(rng, ('ellipse', 'rect', 'polygon'))
+        for shape in (params, jitter_shape(rng, params)):
+            smallest = min(smallest, float((shape_mask(shape, 128) > 0).mean()))
+    assert smallest > 0.15
+
+
+def test_first_frames_are_whole_over_many_seeds():
+    """The target is fully visible in the first frame of every sequence, pool or not."""
+    for i in range(150):
+        scene = synthetic.build_scene(synthetic.sequence_seed(1, 'train', i), 1, SIZE,
+                                      synthetic.SPLIT_SOURCES['train'])
+        assert synthetic.render_frame(scene, 0).cover == 8, i

@@ -99,7 +99,10 @@ def shape_params(rng: np.random.Generator, kinds: Sequence[str]) -> Dict[str, An
         return {'kind': kind, 'axes': rng.uniform(0.6, 1.0, size=2).tolist(),
                 'rounding': float(rng.uniform(0.0, 0.35))}
     vertices = int(rng.integers(5, 10))
-    angles = np.sort(rng.uniform(0, 2 * np.pi, size=vertices))
+    # Vertices spread round the whole circle: clustered angles make a sliver that the
+    # rounding below would erase.
+    gaps = rng.uniform(0.5, 1.5, size=vertices)
+    angles = 2 * np.pi * np.cumsum(gaps) / gaps.sum() + gaps[0]
     return {'kind': 'polygon', 'angles': angles.tolist(),
             'radii': rng.uniform(0.6, 1.0, size=vertices).tolist(),
             'rounding': float(rng.uniform(0.04, 0.12))}
