@@ -24,31 +24,41 @@ from typing import Any, Dict, List
 
 from detrack_model.cli.evaluate import build_factory, parse_tracker
 from detrack_model.data.synthetic import generate_dataset
+from detrack_model.engine.recipe import load_recipe
 from detrack_model.evaluation import evaluate
 from detrack_model.evaluation.runner import run_benchmark
 from detrack_model.evaluation.sequences import load_benchmark
 from detrack_model.export.bundle import load_bundle, read_bundle_config
+from detrack_model.modeling import create_model
 from detrack_model.profiling import count_macs
 import numpy as np
+from tools.bench_training_step import step_time
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VAL_SEED = 11
+# Tracker.track frames/s (median time, onnxruntime, 2 threads) a default must reach.
+SPEED_TARGET = 150.0
 
 
 def run_facts(run: pathlib.Path) -> Dict[str, Any]:
-    """Return a finished run's architecture, pairs seen, wall time and validation IoUs."""
-    document = read_bundle_config(run / 'model')
+    """Return a run's architecture, pairs seen, wall time and final validation IoU."""
+    bundle = run / 'model' if run.is_dir() else run
+    document = read_bundle_config(bundle)
     model, meta = document['model'], document['metadata']
     recipe = meta['recipe']
-    with (run / 'metrics.csv').open(newline='') as handle:
-        rows = list(csv.DictReader(handle))
-    curve = [(int(r['step']) * recipe['optim']['batch_size'], float(r['val_mean_iou']))
-             for r in rows if r.get('val_mean_iou')]
+    curve = []
+    if (run / 'metrics.csv').is_file():
+        with (run / 'metrics.csv').open(newline='') as handle:
+            rows = list(csv.DictReader(handle))
+        curve = [(int(r['step']) * recipe['optim']['batch_size'], float(r['val_mean_iou']))
+                 for r in rows if r.get('val_mean_iou')]
+    train = recipe['data']['train'][0]
+    images = 'image pool' if train.get('pool') else 'scikit-image photographs only'
     encoder = model['encoder']
     grid = model['search_size'] // encoder['patch_size']
     return {
-        'name': run.name, 'model': model, 'grid': grid,
+        'name': run.name, 'model': model, 'grid': grid, 'images': images, 'bundle': bundle,
         'shape': (f"{encoder['depth']} blocks x {encoder['dim']}, "
                   f"{model['template_size']}/{model['search_size']} px, patch "
                   f"{encoder['patch_size']} ({grid}x{grid} search grid)"),
@@ -61,14 +71,18 @@ def run_facts(run: pathlib.Path) -> Dict[str, Any]:
 def main() -> int:
     """Score every run on the cross-source val split and write the page."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument('--run', action='append', required=True, help='run directory')
+    parser.add_argument('--run', action='append', required=True,
+                        help='run directory, or a bundle (no curve then)')
     parser.add_argument('--sequences', type=int, default=30)
     parser.add_argument('--frames', type=int, default=80)
     parser.add_argument('--pool', default=str(ROOT / 'build' / 'data' / 'image_pool'))
     parser.add_argument('--data', default=str(ROOT / 'build' / 'data' / 'sizing_val'))
     parser.add_argument('--output', default=str(ROOT / 'build' / 'eval' / 'sizing'))
+    parser.add_argument('--untrained', action='append', default=[],
+                        help='a candidate recipe that was not trained: cost figures only')
     parser.add_argument('--docs', default=str(ROOT / 'docs' / 'model-sizing.md'))
     args = parser.parse_args()
+    torch.set_num_threads(2)
     data = pathlib.Path(args.data)
     if not (data / 'val' / 'list.txt').is_file():
         generate_dataset(str(data), 'val', args.sequences, args.frames, size=(480, 360),
@@ -77,7 +91,7 @@ def main() -> int:
     rows: List[Dict[str, Any]] = []
     for run in map(pathlib.Path, args.run):
         facts = run_facts(run)
-        bundle = run / 'model'
+        bundle = facts['bundle']
         spec = f'detrack:model={bundle},backend=onnxruntime,device=cpu,threads=2,name={run.name}'
         kind, options = parse_tracker(spec)
         name, factory = build_factory(kind, options)
@@ -86,9 +100,11 @@ def main() -> int:
                                 resume=False)
         scores = evaluate(results, 'got10k')
         times = np.concatenate([np.asarray(r.times, float)[1:] for r in results])
+        network = load_bundle(bundle)
         facts.update(ao=scores.ao, sr50=scores.sr50,
                      track_ms=1000.0 * float(np.median(times[times > 0])),
-                     gmacs=count_macs(load_bundle(bundle))['total'].total / 1e9)
+                     gmacs=count_macs(network)['total'].total / 1e9,
+                     step_ms=1000.0 * step_time(network.config, 16, 3, True))
         rows.append(facts)
     for baseline in ('csrt',):
         kind, options = parse_tracker(baseline)
@@ -97,16 +113,23 @@ def main() -> int:
                                 resume=False)
         scores = evaluate(results, 'got10k')
         times = np.concatenate([np.asarray(r.times, float)[1:] for r in results])
-        rows.append({'name': name, 'shape': 'OpenCV CSRT', 'pairs': 0,
+        rows.append({'name': name, 'shape': 'OpenCV CSRT', 'pairs': 0, 'images': '',
                      'wall_min': float('nan'), 'val_iou': float('nan'), 'ao': scores.ao,
-                     'sr50': scores.sr50, 'gmacs': float('nan'),
+                     'sr50': scores.sr50, 'gmacs': float('nan'), 'step_ms': float('nan'),
                      'track_ms': 1000.0 * float(np.median(times[times > 0]))})
-    pathlib.Path(args.docs).write_text(page(rows, len(sequences), args.frames))
+    costs = []
+    for path in args.untrained:
+        config = load_recipe(path).model
+        costs.append({'recipe': path, 'grid': config.search_grid,
+                      'gmacs': count_macs(create_model(config))['total'].total / 1e9,
+                      'step_ms': 1000.0 * step_time(config, 16, 3, True)})
+    pathlib.Path(args.docs).write_text(page(rows, costs, len(sequences), args.frames))
     print(pathlib.Path(args.docs).read_text())
     return 0
 
 
-def page(rows: List[Dict[str, Any]], count: int, frames: int) -> str:
+def page(rows: List[Dict[str, Any]], costs: List[Dict[str, Any]], count: int,
+         frames: int) -> str:
     """Render docs/model-sizing.md."""
     lines = [
         '# Sizing the default model',
@@ -123,15 +146,31 @@ def page(rows: List[Dict[str, Any]], count: int, frames: int) -> str:
         'the run trained on; "val IoU" the mean IoU of single jittered pairs on the '
         'validation split at the end of training.',
         '',
-        '| run | architecture | GMACs | pairs | train min | val IoU | AO | SR0.5 | '
-        'track ms | frames/s |',
-        '|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|',
+        '| run | architecture | training images | GMACs | train ms/step | pairs | train min | '
+        'val IoU | AO | SR0.5 | track ms | frames/s |',
+        '|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ]
     for row in rows:
         lines.append(
-            f"| {row['name']} | {row['shape']} | {row['gmacs']:.2f} | {row['pairs']} | "
-            f"{row['wall_min']:.0f} | {row['val_iou']:.3f} | {row['ao']:.3f} | "
-            f"{row['sr50']:.3f} | {row['track_ms']:.2f} | {1000.0 / row['track_ms']:.0f} |")
+            f"| {row['name']} | {row['shape']} | {row['images']} | {row['gmacs']:.2f} | "
+            f"{row['step_ms']:.0f} | {row['pairs']} | {row['wall_min']:.0f} | "
+            f"{row['val_iou']:.3f} | {row['ao']:.3f} | {row['sr50']:.3f} | "
+            f"{row['track_ms']:.2f} | {1000.0 / row['track_ms']:.0f} |")
+    if costs:
+        lines += ['', 'Candidates not trained here (cost only; "train ms/step" is one training '
+                  'step of batch 16, forward, loss with denoising, backward and AdamW, median of '
+                  '3, in this run):', '', '| recipe | search grid | GMACs | train ms/step |',
+                  '|:--|--:|--:|--:|']
+        for cost in costs:
+            lines.append(f"| `{cost['recipe']}` | {cost['grid']}x{cost['grid']} | "
+                         f"{cost['gmacs']:.2f} | {cost['step_ms']:.0f} |")
+    trained = [row for row in rows if row['pairs'] and row['images'] == 'image pool']
+    fast = [row for row in trained if 1000.0 / row['track_ms'] >= SPEED_TARGET]
+    if fast:
+        best = max(fast, key=lambda row: row['ao'])
+        lines += ['', f'Of the image-pool runs that track at {SPEED_TARGET:.0f} frames/s or '
+                  f"faster, **{best['name']}** ({best['shape']}) has the highest cross-source "
+                  f"val AO ({best['ao']:.3f})."]
     lines += ['', 'Regenerate: train the runs, then `python -m tools.make_sizing_docs --run '
               'RUN ...`.', '']
     return '\n'.join(lines)
