@@ -61,6 +61,21 @@ def peak_memory_mb() -> float:
     raise RuntimeError('no VmHWM in /proc/self/status')
 
 
+@pytest.fixture(autouse=True)
+def opencv_without_thread_pool():
+    """
+    Run OpenCV on the calling thread only while fuzzing, then restore its thread count.
+
+    The large images of the fuzz cases would start OpenCV's thread pool in the pytest process,
+    and a process forked after that (a ProcessPoolExecutor in a later test) that configures
+    OpenCV's threads waits forever for pool threads it does not have.
+    """
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    yield
+    cv2.setNumThreads(previous)
+
+
 @pytest.fixture
 def memory_bound():
     """Reset the peak-memory mark; after the test, check growth stayed under the bound."""
