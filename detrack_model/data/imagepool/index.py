@@ -17,6 +17,7 @@ import configparser
 import glob
 import hashlib
 import json
+import multiprocessing
 import os
 import struct
 import time
@@ -275,7 +276,10 @@ def _run_tasks(tasks: List[Task], previous: Dict[str, Any],
         else:
             results[task['id']] = reused
     if workers > 1 and len(todo) > 1:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+        # spawn, not fork: a forked child inherits OpenCV's (or PyTorch's) thread pool in
+        # whatever state the caller left it and can hang on its first parallel call.
+        context = multiprocessing.get_context('spawn')
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                                     initializer=_init_worker) as pool:
             outcomes = list(pool.map(_run_task, todo, chunksize=8))
     else:
