@@ -51,7 +51,7 @@ CAMERA_FRAME = 'cam_optical'
 @pytest.fixture(scope='module')
 def sequence():
     """Return a short synthetic sequence of a moving target with exact ground truth."""
-    return generated_sequence(index=1, frames=40, size=SIZE)
+    return generated_sequence(index=5, frames=40, size=SIZE)
 
 
 @pytest.fixture(scope='module')
