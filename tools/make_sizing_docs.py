@@ -64,7 +64,7 @@ def run_facts(run: pathlib.Path) -> Dict[str, Any]:
                   f"{encoder['patch_size']} ({grid}x{grid} search grid)"),
         'pairs': int(meta['steps']) * recipe['optim']['batch_size'],
         'wall_min': float(meta.get('wall_time_s', float('nan'))) / 60.0,
-        'val_iou': curve[-1][1] if curve else float('nan'),
+        'val_iou': curve[-1][1] if curve else float('nan'), 'curve': curve,
     }
 
 
@@ -123,9 +123,32 @@ def main() -> int:
         costs.append({'recipe': path, 'grid': config.search_grid,
                       'gmacs': count_macs(create_model(config))['total'].total / 1e9,
                       'step_ms': 1000.0 * step_time(config, 16, 3, True)})
-    pathlib.Path(args.docs).write_text(page(rows, costs, len(sequences), args.frames))
+    docs = pathlib.Path(args.docs)
+    plot_curves(rows, docs.with_name(docs.stem + '-curves.png'))
+    docs.write_text(page(rows, costs, len(sequences), args.frames))
     print(pathlib.Path(args.docs).read_text())
     return 0
+
+
+def plot_curves(rows: List[Dict[str, Any]], path: pathlib.Path) -> None:
+    """Plot each run's cross-source validation IoU against the pairs it had seen."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4.2))
+    for row in rows:
+        if row.get('curve'):
+            pairs, ious = zip(*row['curve'])
+            axes.plot(pairs, ious, marker='o', label=f"{row['name']} ({row['images']})")
+    axes.set_xlabel('template/search pairs seen')
+    axes.set_ylabel('mean IoU, cross-source val pairs')
+    axes.set_title('Learning curves on the cross-source validation split')
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
 
 
 def page(rows: List[Dict[str, Any]], costs: List[Dict[str, Any]], count: int,
@@ -165,6 +188,7 @@ def page(rows: List[Dict[str, Any]], costs: List[Dict[str, Any]], count: int,
         for cost in costs:
             lines.append(f"| `{cost['recipe']}` | {cost['grid']}x{cost['grid']} | "
                          f"{cost['gmacs']:.2f} | {cost['step_ms']:.0f} |")
+    lines += ['', '![learning curves](model-sizing-curves.png)']
     trained = [row for row in rows if row['pairs'] and row['images'] == 'image pool']
     fast = [row for row in trained if 1000.0 / row['track_ms'] >= SPEED_TARGET]
     if fast:
