@@ -31,6 +31,17 @@ import yaml
 SIZE = (320, 240)
 
 
+def logged(capfd, text: str, timeout: float = 5.0) -> bool:
+    """Wait until ``text`` has been written to stderr (log lines may trail the counters)."""
+    seen = []
+
+    def found() -> bool:
+        seen.append(capfd.readouterr().err)
+        return text in ''.join(seen)
+
+    return wait_until(found, timeout, period=0.02)
+
+
 @pytest.fixture(scope='module')
 def sequence():
     """Return a short synthetic sequence of a moving target with exact ground truth."""
@@ -112,7 +123,7 @@ def test_decompression_bombs_are_refused_before_decoding(compressed_node, sequen
     assert harness.node.counters['processed'] == processed
     assert harness.track(compress(frames[1], '.jpg')).id == target.id
     assert all(harness.client.message(h) is None for h in headers)
-    assert 'over the limit of 16777216' in capfd.readouterr().err
+    assert logged(capfd, 'over the limit of 16777216')
     values = fresh_diagnostics(harness)
     assert int(values['bad_images']) == bad + 2
 
@@ -272,7 +283,7 @@ def test_a_lasting_size_change_rescales_the_track(node, sequence, capfd):
         detection = node.track(frame)
         x, y, w, h = box_of(detection)
         assert detection.id == target.id and x + w <= 160.0 and y + h <= 120.0
-    assert 'images are 160x120 now: target box rescaled' in capfd.readouterr().err
+    assert logged(capfd, 'images are 160x120 now: target box rescaled')
     assert node.node.counters['frame_size_changes'] == skipped + 1
 
 
@@ -319,7 +330,7 @@ def test_detector_hand_over_refuses_infinite_scores_and_clips_boxes(unstarted, s
     header = harness.publish_received(encode_image(sequence.frames[0], 'rgb8'))
     handover((100.0, 80.0, 40.0, 40.0), math.inf, header)
     assert harness.wait_counter('init_rejected', 1)
-    assert 'detection score inf is not a finite number' in capfd.readouterr().err
+    assert logged(capfd, 'detection score inf is not a finite number')
     header = harness.publish_received(encode_image(sequence.frames[1], 'rgb8'))
     handover((-1e6, -1e6, 2e6, 2e6), 0.9, header)
     detection = harness.wait_detection(header, is_init)
@@ -364,6 +375,6 @@ def test_init_stamped_before_the_history_is_logged_and_counted(unstarted, sequen
     harness.settle()
     harness.client.send_init(sequence.boxes[0], headers[0])
     assert harness.wait_counter('init_stale', 1)
-    assert 'is not among the 3 images kept (init_history)' in capfd.readouterr().err
+    assert logged(capfd, 'is not among the 3 images kept (init_history)')
     assert harness.wait_detection(headers[5], is_init) is not None
     assert fresh_diagnostics(harness)['init_stale'] == '1'
