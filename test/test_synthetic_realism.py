@@ -165,3 +165,27 @@ def test_first_frames_are_whole_over_many_seeds():
         scene = synthetic.build_scene(synthetic.sequence_seed(1, 'train', i), 1, SIZE,
                                       synthetic.SPLIT_SOURCES['train'])
         assert synthetic.render_frame(scene, 0).cover == 8, i
+
+
+def test_a_target_that_vanishes_when_small_is_redrawn(tmp_path):
+    """A cut-out of scattered 1-px dots renders empty when shrunk: such draws are redrawn."""
+    alpha = np.zeros((64, 64), np.uint8)
+    alpha[::4, ::4] = 255
+    path = tmp_path / 'dust.png'
+    cv2.imwrite(str(path), np.dstack([np.full((64, 64, 3), 200, np.uint8), alpha]))
+    dust = synthetic.ObjectSource(str(path), 'fake/dust', 'dust', 'dust')
+    background = tmp_path / 'wall.jpg'
+    cv2.imwrite(str(background), np.random.default_rng(1).integers(0, 255, (300, 400, 3),
+                                                                   dtype=np.uint8))
+    sources = synthetic.SourceSet(('astronaut', 'coffee'), (('fake/wall', str(background)),),
+                                  (dust,))
+    draws = []
+    for index in range(12):
+        scene = synthetic.build_sequence_scene(3, 'train', index, 2, SIZE, sources)
+        assert synthetic.render_frame(scene, 0).cover == 8
+        draws.append(scene.info['seed']['draw'])
+        first = synthetic.build_scene(synthetic.sequence_seed(3, 'train', index), 2, SIZE,
+                                      sources)
+        # The first draw is kept whenever it shows its target: older datasets do not change.
+        assert (draws[-1] == 0) == (synthetic.render_frame(first, 0).cover == 8)
+    assert max(draws) > 0

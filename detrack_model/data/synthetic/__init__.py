@@ -67,11 +67,13 @@ from detrack_model.data.synthetic.sources import (load_object, load_source, load
                                                   ObjectSource, source_set, SourceSet,
                                                   SPLIT_SOURCES)
 from detrack_model.data.synthetic.sprites import Sprite, TEMPLATE_SIZE
-from detrack_model.data.synthetic.writer import (generate_dataset, JPEG_QUALITY,
-                                                 sequence_name, sequence_seed, write_sequence)
+from detrack_model.data.synthetic.writer import (build_sequence_scene, generate_dataset,
+                                                 JPEG_QUALITY, sequence_name, sequence_seed,
+                                                 write_sequence)
 
 __all__ = [
-    'ATTRIBUTE_PROBABILITIES', 'background_view', 'build_scene', 'cover_label',
+    'ATTRIBUTE_PROBABILITIES', 'background_view', 'build_scene', 'build_sequence_scene',
+    'cover_label',
     'generate_dataset', 'JPEG_QUALITY', 'load_object', 'load_source', 'load_texture',
     'mask_box', 'ObjectSource', 'random_walk', 'render_frame', 'RenderedFrame', 'schedule',
     'Scene', 'sequence_name', 'sequence_seed', 'smooth_noise', 'source_set', 'SourceSet',

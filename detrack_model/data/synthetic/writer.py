@@ -15,14 +15,38 @@ from detrack_model.data.synthetic.sources import source_set, SourceSet
 import numpy as np
 
 JPEG_QUALITY = 90
+# Draws of one sequence tried before giving up on showing its whole target in frame 1.
+MAX_DRAWS = 8
 _FRAME_FILE = re.compile(r'^\d{8}\.jpg$')
 
 
-def sequence_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
-    """Return the seed of sequence ``index`` of ``split``: independent of the worker count."""
-    if seed < 0 or index < 0:
-        raise ValueError(f'seed and index must be >= 0, got {seed} and {index}')
-    return np.random.SeedSequence([int(seed), zlib.crc32(split.encode('utf-8')), int(index)])
+def sequence_seed(seed: int, split: str, index: int, draw: int = 0) -> np.random.SeedSequence:
+    """
+    Return the seed of sequence ``index`` of ``split``: independent of the worker count.
+
+    ``draw`` > 0 gives the redraws used when a draw cannot show its target in the first frame.
+    """
+    if seed < 0 or index < 0 or draw < 0:
+        raise ValueError(f'seed, index and draw must be >= 0, got {seed}, {index}, {draw}')
+    entropy = [int(seed), zlib.crc32(split.encode('utf-8')), int(index)]
+    return np.random.SeedSequence(entropy + [int(draw)] if draw else entropy)
+
+
+def build_sequence_scene(seed: int, split: str, index: int, frames: int,
+                         size: Tuple[int, int], sources: SourceSet) -> Scene:
+    """
+    Return the scene of sequence ``index``: the first draw whose first frame shows all of it.
+
+    A few draws (a cut-out whose strokes vanish at the smallest sizes) render no whole target
+    in frame 1, which a tracker needs for its template; those are redrawn from the next seed.
+    """
+    for draw in range(MAX_DRAWS):
+        scene = build_scene(sequence_seed(seed, split, index, draw), frames, size, sources)
+        if render_frame(scene, 0).cover == 8:
+            scene.info['seed'] = {'seed': seed, 'split': split, 'index': index, 'draw': draw}
+            return scene
+    raise RuntimeError(f'sequence {index} of {split} (seed {seed}): no draw of {MAX_DRAWS} '
+                       'shows the whole target in the first frame')
 
 
 def sequence_name(split: str, index: int) -> str:
@@ -102,8 +126,7 @@ def write_sequence(scene: Scene, directory: str, quality: int = JPEG_QUALITY
 def _generate_one(job: Tuple[str, str, int, int, int, Tuple[int, int], SourceSet, int]
                   ) -> Dict[str, Any]:
     root, split, index, seed, frames, size, sources, quality = job
-    scene = build_scene(sequence_seed(seed, split, index), frames, size, sources)
-    scene.info['seed'] = {'seed': seed, 'split': split, 'index': index}
+    scene = build_sequence_scene(seed, split, index, frames, size, sources)
     directory = os.path.join(root, split, sequence_name(split, index))
     return write_sequence(scene, directory, quality)
 
