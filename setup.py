@@ -43,6 +43,7 @@ setup(
     entry_points={'console_scripts': [
         'detrack-eval = detrack_model.cli.evaluate:main',
         'detrack-export = detrack_model.cli.export:main',
+        'detrack-pretrain = detrack_model.cli.pretrain:main',
         'detrack-profile = detrack_model.cli.profiler:main',
         'detrack-prune = detrack_model.cli.prune:main',
         'detrack-synth = detrack_model.cli.synth:main',

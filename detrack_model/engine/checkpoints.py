@@ -9,16 +9,18 @@ renamed into place, so a run killed while saving never leaves a half-written che
 refused with :class:`CheckpointError`; the trainer then falls back to the previous one.
 """
 
+import logging
 import pathlib
 import re
 import shutil
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
 
+LOG = logging.getLogger(__name__)
 PATTERN = re.compile(r'^step_(\d{8})$')
 # What every state.pt holds (trainer.Trainer.state); older keys may be absent, never these.
 STATE_KEYS = ('step', 'optimizer', 'scheduler', 'scaler', 'torch_rng')
@@ -106,3 +108,32 @@ def load_checkpoint(path: pathlib.Path, model: nn.Module) -> Dict[str, Any]:
     except RuntimeError as error:
         raise CheckpointError(f'{path} does not fit this model: {error}') from None
     return state
+
+
+def resume_newest(root: pathlib.Path, path: Optional[str],
+                  restore: Callable[[pathlib.Path], None], log: bool = True) -> bool:
+    """
+    Restore from ``path``, or else from the newest intact checkpoint under ``root``.
+
+    ``restore`` loads one checkpoint and raises CheckpointError when it is damaged. A named
+    checkpoint that is damaged is an error. Without a name, a damaged newest checkpoint is
+    reported (when ``log``) and the one before it is tried, and so on; only when every one is
+    damaged does CheckpointError end the run (starting over would overwrite them). Return
+    whether anything was restored.
+    """
+    if path:
+        restore(pathlib.Path(path))
+        return True
+    candidates = checkpoint_dirs(root)[::-1]
+    for checkpoint in candidates:
+        try:
+            restore(checkpoint)
+        except CheckpointError as error:
+            if log:
+                LOG.warning('skipping damaged checkpoint: %s', error)
+            continue
+        return True
+    if candidates:
+        raise CheckpointError(f'none of the {len(candidates)} checkpoints in '
+                              f'{root / "checkpoints"} is intact; see the warnings above')
+    return False

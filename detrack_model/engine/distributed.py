@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 import os
+from typing import Tuple
 
 import torch
 import torch.distributed as dist
@@ -38,6 +39,20 @@ def init_distributed(device_type: str) -> DistInfo:
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend=backend)
     return info
+
+
+def join(device: str = 'auto') -> Tuple[DistInfo, torch.device]:
+    """
+    Resolve ``device`` (auto, cpu, cuda) and join the torchrun job, if there is one.
+
+    Return this process's place in the job and the device it trains on (its local GPU).
+    """
+    device_type = 'cuda' if device == 'auto' and torch.cuda.is_available() else \
+        torch.device('cpu' if device == 'auto' else device).type
+    info = init_distributed(device_type)
+    if device_type == 'cuda':
+        return info, torch.device('cuda', info.local_rank)
+    return info, torch.device('cpu')
 
 
 def barrier(info: DistInfo) -> None:

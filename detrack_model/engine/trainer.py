@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from detrack_model.data import worker_init
 from detrack_model.engine import distributed
-from detrack_model.engine.checkpoints import (checkpoint_dirs, CheckpointError, load_checkpoint,
+from detrack_model.engine.checkpoints import (CheckpointError, load_checkpoint, resume_newest,
                                               save_checkpoint)
 from detrack_model.engine.data import build_pair_dataset, collate_pairs, materialise_all
 from detrack_model.engine.metrics_log import MetricsLog
@@ -51,13 +51,7 @@ class Trainer:
         self.recipe = recipe
         self.output = pathlib.Path(output or recipe.output)
         _refuse_overwriting_inputs(self.output / 'model', recipe)
-        device_type = 'cuda' if device == 'auto' and torch.cuda.is_available() else \
-            torch.device('cpu' if device == 'auto' else device).type
-        self.dist = distributed.init_distributed(device_type)
-        if device_type == 'cuda':
-            self.device = torch.device('cuda', self.dist.local_rank)
-        else:
-            self.device = torch.device('cpu')
+        self.dist, self.device = distributed.join(device)
         if recipe.optim.threads:
             torch.set_num_threads(recipe.optim.threads)
         torch.manual_seed(recipe.optim.seed)
@@ -256,23 +250,7 @@ class Trainer:
         every one is damaged does CheckpointError end the run (starting over would overwrite
         them).
         """
-        if path:
-            self._restore(pathlib.Path(path))
-            return True
-        candidates = checkpoint_dirs(self.output)[::-1]
-        for checkpoint in candidates:
-            try:
-                self._restore(checkpoint)
-            except CheckpointError as error:
-                if self.dist.is_main:
-                    LOG.warning('skipping damaged checkpoint: %s', error)
-                continue
-            return True
-        if candidates:
-            raise CheckpointError(f'none of the {len(candidates)} checkpoints in '
-                                  f'{self.output / "checkpoints"} is intact; see the warnings '
-                                  'above')
-        return False
+        return resume_newest(self.output, path, self._restore, self.dist.is_main)
 
     def _restore(self, checkpoint: pathlib.Path) -> None:
         """Load one checkpoint into the model, optimizer, scheduler, scaler and RNGs."""

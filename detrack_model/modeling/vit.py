@@ -230,7 +230,7 @@ class ViTEncoder(nn.Module):
                              persistent=False)
         nn.init.trunc_normal_(self.pos_embed_z, std=0.02)
         nn.init.trunc_normal_(self.pos_embed_x, std=0.02)
-        self.apply(_init_vit_weights)
+        self.apply(init_vit_weights)
 
     def forward(self, template: torch.Tensor, search: torch.Tensor,
                 candidate_elimination: bool = True) -> EncoderOutput:
@@ -262,7 +262,7 @@ def check_images(template: torch.Tensor, search: torch.Tensor, config: ModelConf
                          f'{search.shape[0]}')
 
 
-def _init_vit_weights(module: nn.Module) -> None:
+def init_vit_weights(module: nn.Module) -> None:
     """Initialise like timm's ViT (truncated normal linears, unit LayerNorm)."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
