@@ -470,3 +470,28 @@ def test_search_region_is_the_crop_square_in_image_pixels():
     assert w == pytest.approx(h) and w == pytest.approx(4.0 * np.sqrt(400.0))
     np.testing.assert_allclose(transform.points_to_crop(np.array([[x, y], [x + w, y + h]])),
                                [[0, 0], [128, 128]], atol=1e-9)
+
+
+def test_box_size_is_damped_by_confidence_and_bounded_per_frame():
+    """A box 4x wider than the state grows by at most max_scale_step, less at a low score."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    # The scripted box fills the crop, 4 x 40 px at search factor 4: four times the state.
+    widths = {}
+    for score in (0.9, 0.3):
+        backend = ScriptedBackend([[0.5, 0.5, 1.0, 1.0]], [score], [5])
+        tracker = Tracker(backend, TrackerConfig(hanning=False, score_threshold=0.1,
+                                                 size_rate=0.5, max_scale_step=1.5))
+        tracker.initialize(frame, (300, 200, 40, 40))
+        box, _ = tracker.track(frame)
+        widths[score] = box[2]
+        # The centre follows the network: the crop's centre is the state's centre.
+        assert box[0] + 0.5 * box[2] == pytest.approx(320.0, abs=0.5)
+    assert widths[0.9] == pytest.approx(40.0 * 1.5)
+    assert widths[0.3] == pytest.approx(40.0 * 4.0 ** (0.5 * 0.3))
+    backend = ScriptedBackend([[0.5, 0.5, 1.0, 1.0]], [0.9], [5])
+    tracker = Tracker(backend, TrackerConfig(hanning=False, clip_margin=0.0))
+    tracker.initialize(frame, (300, 200, 40, 40))
+    # Off (the defaults' limits at 1 and inf): the network's box exactly.
+    assert tracker.track(frame)[0][2] == pytest.approx(160.0)
+    with pytest.raises(ValueError, match='max_scale_step'):
+        TrackerConfig(max_scale_step=1.0)

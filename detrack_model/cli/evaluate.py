@@ -11,8 +11,9 @@ Examples::
 A DETRack tracker is ``detrack[:key=value,...]`` with keys ``model`` (bundle or .onnx,
 default: the shipped model), ``backend`` (torch | onnxruntime), ``layers`` (decoder layers),
 ``device``, ``threads``, ``fp16``, ``ce`` (candidate elimination 0/1), ``hanning`` (0/1),
-``threshold`` (score threshold of the lost state), ``name`` (results directory). Peers:
-csrt, kcf, mosse, medianflow.
+``threshold`` (score threshold of the lost state), ``size_rate`` and ``max_step`` (box
+dynamics: the damping of size changes by confidence and the largest size change per frame),
+``name`` (results directory). Peers: csrt, kcf, mosse, medianflow.
 
 Results go to ``<output>/results/<tracker>/<seq>/`` in the GOT-10k toolkit's format (an
 interrupted run resumes where it stopped); ``<output>/table.md``, ``scores.json`` and the
@@ -36,7 +37,10 @@ from detrack_model.export.bundle import BundleError
 from detrack_model.shipped import default_model_path
 
 DETRACK_KEYS = ('model', 'backend', 'layers', 'device', 'threads', 'fp16', 'ce', 'hanning',
-                'threshold', 'name')
+                'threshold', 'size_rate', 'max_step', 'name')
+# Tracker options that are TrackerConfig fields, by option name.
+TRACKER_SETTINGS = {'threshold': 'score_threshold', 'size_rate': 'size_rate',
+                    'max_step': 'max_scale_step'}
 
 
 def parse_tracker(spec: str) -> Tuple[str, Dict[str, str]]:
@@ -102,6 +106,7 @@ def detrack_name(options: Dict[str, str]) -> str:
         parts.append('noce')
     if not _flag(options, 'hanning', True):
         parts.append('nohann')
+    parts += [f'{key}{options[key]}' for key in ('size_rate', 'max_step') if key in options]
     return '-'.join(parts)
 
 
@@ -116,8 +121,8 @@ def build_factory(kind: str, options: Dict[str, str]) -> Tuple[str, Callable[[],
         decoder_layers=_count(options, 'layers'), candidate_elimination=_flag(options, 'ce', True),
         threads=_count(options, 'threads'))
     settings = {'hanning': _flag(options, 'hanning', True)}
-    if 'threshold' in options:
-        settings['score_threshold'] = float(options['threshold'])
+    settings.update({field: float(options[key]) for key, field in TRACKER_SETTINGS.items()
+                     if key in options})
     config = TrackerConfig(**settings)
     tracker = build_tracker(options.get('model') or default_model_path(), runtime, config)
     # One network serves every sequence: initialize() resets all per-target state.

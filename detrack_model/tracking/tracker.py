@@ -13,6 +13,12 @@ frames in a row, the tracker reports ``lost``, stops moving its state (the last 
 box) and searches a wider area (``lost_search_factor``) until a score above the threshold
 brings it back.
 
+Box dynamics: a network box may jump to a similar-looking region of another size when the
+target is unclear. The published width and height therefore move toward the network's by a
+fraction ``size_rate * score`` of the way in log space (a low-score frame barely resizes the
+box) and by at most the factor ``max_scale_step`` per frame; the centre follows the network.
+``size_rate=1`` and ``max_scale_step=inf`` follow the network's box exactly.
+
 Frame size: the state is in the pixels of the frames it was tracked in. A frame of another
 size is not tracked: :class:`FrameSizeChanged` is raised and nothing changes, so one odd frame
 in a stream (a 1x1 or a thumbnail) costs that frame only. When the next frame has the new size
@@ -56,6 +62,8 @@ class TrackerConfig:
     # Pixels of the box kept inside the frame (OSTrack's clip_box margin).
     clip_margin: float = 10.0
     min_size: float = 2.0
+    size_rate: float = 1.0
+    max_scale_step: float = math.inf
 
     def __post_init__(self) -> None:
         """Reject settings that cannot work."""
@@ -70,6 +78,10 @@ class TrackerConfig:
             raise ValueError(f'lost_patience must be at least 1, got {self.lost_patience}')
         if self.clip_margin < 0 or self.min_size <= 0:
             raise ValueError('clip_margin must be >= 0 and min_size > 0')
+        if not 0.0 < self.size_rate <= 1.0:
+            raise ValueError(f'size_rate must be in (0, 1], got {self.size_rate}')
+        if not self.max_scale_step > 1.0:
+            raise ValueError(f'max_scale_step must be > 1, got {self.max_scale_step}')
 
 
 class Tracker:
@@ -179,6 +191,8 @@ class Tracker:
         size = self.backend.search_size
         cx, cy, w, h = (float(v) * size for v in boxes[best])
         box = transform.box_to_image(np.array([cx - 0.5 * w, cy - 0.5 * h, w, h]))
+        if config.size_rate < 1.0 or config.max_scale_step < math.inf:
+            box = damp_size(box, self.state, score, config.size_rate, config.max_scale_step)
         box = clip_box(box, image.shape[1], image.shape[0], config.clip_margin, config.min_size)
         self._update_state(box, score)
         self.frame_index += 1
@@ -254,6 +268,24 @@ class Tracker:
                        borderValue=border)
         if bgr:
             cv2.cvtColor(target, cv2.COLOR_BGR2RGB, dst=out)
+
+
+def damp_size(box: np.ndarray, previous: np.ndarray, score: float, rate: float,
+              max_step: float) -> np.ndarray:
+    """
+    Return ``box`` with its width and height moved only part of the way from ``previous``.
+
+    In log space, a fraction ``rate * score`` of the change (score clipped to [0, 1]), then
+    at most a factor ``max_step``; the centre stays the box's.
+    """
+    weight = rate * min(max(score, 0.0), 1.0)
+    limit = math.log(max_step)
+    sizes = []
+    for new, old in ((box[2], previous[2]), (box[3], previous[3])):
+        change = min(max(weight * math.log(new / old), -limit), limit)
+        sizes.append(old * math.exp(change))
+    cx, cy = box[0] + 0.5 * box[2], box[1] + 0.5 * box[3]
+    return np.array([cx - 0.5 * sizes[0], cy - 0.5 * sizes[1], sizes[0], sizes[1]])
 
 
 def clip_box(box: np.ndarray, width: int, height: int, margin: float = 10.0,
