@@ -171,3 +171,17 @@ def test_committed_pretraining_recipes_match_their_tracking_models(recipe):
     tracking = {'cpu.yaml': 'synthetic_cpu_pool.yaml', 'gpu.yaml': 'synthetic_gpu_pool_small.yaml'}
     assert loaded.model == load_recipe(str(ROOT / 'training' / tracking[recipe])).model
     assert loaded.data.split == 'train' and loaded.optim.epochs > 0
+
+
+def test_the_comparison_arms_differ_only_in_the_initial_encoder():
+    """track_scratch and track_pretrained: same model, data and optimiser; one is pretrained."""
+    folder = ROOT / 'training' / 'pretrain'
+    scratch = load_recipe(str(folder / 'track_scratch.yaml')).to_dict()
+    pretrained = load_recipe(str(folder / 'track_pretrained.yaml')).to_dict()
+    assert scratch.pop('pretrained') is None
+    assert pretrained.pop('pretrained') == 'runs/pretrain_cpu/encoder.safetensors'
+    assert scratch.pop('output') != pretrained.pop('output')
+    assert scratch == pretrained
+    encoder = load_pretrain_recipe(str(folder / 'cpu.yaml'))
+    assert encoder.model.to_dict() == scratch['model']
+    assert encoder.output == 'runs/pretrain_cpu'
