@@ -395,12 +395,14 @@ def describe_model(model: pathlib.Path) -> str:
         parts.append(f'{config.get("decoder", {}).get("layers", "?")} decoder layers')
     train = (recipe.get('data') or {}).get('train') or []
     kinds = sorted({str(entry.get('type', '?')) for entry in train})
-    if kinds:
-        parts.append(f'trained on {", ".join(kinds)} data for {metadata.get("steps", "?")} '
-                     'steps')
     pruning = metadata.get('pruning')
     if pruning:
-        parts.append(f'pruned to budget {pruning.get("budget")} ({pruning.get("mode")})')
+        # A pruned child's own steps are its fine-tuning, after its parent's training.
+        parts.append(f'pruned to budget {pruning.get("budget")} ({pruning.get("mode")}) and '
+                     f'fine-tuned for {metadata.get("steps", "?")} steps')
+    elif kinds:
+        parts.append(f'trained on {", ".join(kinds)} data for {metadata.get("steps", "?")} '
+                     'steps')
     return ', '.join(parts)
 
 
