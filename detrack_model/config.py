@@ -57,6 +57,9 @@ class DecoderConfig:
     anchor_size: float = 0.25
     # Per-layer FFN hidden widths of a pruned decoder (None: ffn_dim in every layer).
     ffn_dims: Optional[List[int]] = None
+    # Learned positive/negative label embeddings as the content of denoising queries (the
+    # paper's Table 5, variant 1; training only). Off: content is the encoder tokens'.
+    dn_labels: bool = False
 
 
 @dataclass
