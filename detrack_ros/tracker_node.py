@@ -33,6 +33,7 @@ import time
 from typing import Any, Deque, List, NamedTuple, Optional, Tuple
 import uuid
 
+from detrack_model.config import validate_decoder_layers
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking.factory import (build_tracker, check_decoder_layers,
                                             model_decoder_layers, resolve_backend,
@@ -247,11 +248,9 @@ class TrackerNode(LifecycleNode):
         runtime.backend = resolve_backend(path, runtime)
         total = model_decoder_layers(path)
         layers = self._live['decoder_layers']
-        if layers and total == 0:
-            raise ValueError(f'decoder_layers {layers}: {path} has the conv head, no decoder; '
-                             'set decoder_layers to 0')
-        if layers > total:
-            raise ValueError(f'decoder_layers {layers}: {path} has only {total} decoder layers')
+        reason = decoder_layers_reason(path, total, layers)
+        if reason is not None:
+            raise ValueError(f'{reason} (0 runs them all)')
         runtime.decoder_layers = layers or None
         config = TrackerConfig(score_threshold=self._live['score_threshold'],
                                lost_patience=self._live['lost_patience'])
@@ -682,14 +681,9 @@ class TrackerNode(LifecycleNode):
 
     def _check_against_model(self, name: str, value: Any) -> Optional[str]:
         """Return why ``value`` does not fit the loaded model, or None."""
-        if name != 'decoder_layers' or self._tracker is None or value == 0:
+        if name != 'decoder_layers' or self._tracker is None:
             return None
-        if self._model_layers == 0:
-            return f'decoder_layers: {self._model_path} has the conv head, no decoder layers'
-        if value > self._model_layers:
-            return (f'decoder_layers: {self._model_path} has {self._model_layers} decoder '
-                    f'layers; got {value}')
-        return None
+        return decoder_layers_reason(self._model_path, self._model_layers, value)
 
     def _apply(self, name: str, value: Any) -> Optional[str]:
         """Make a runtime change take effect; return why it cannot, or None."""
@@ -807,6 +801,15 @@ class TrackerNode(LifecycleNode):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
+
+
+def decoder_layers_reason(model: pathlib.Path, total: int, layers: int) -> Optional[str]:
+    """Return why the ``decoder_layers`` parameter (0: all) does not fit ``model``, or None."""
+    try:
+        validate_decoder_layers(layers or None, total)
+    except ValueError as error:
+        return f'decoder_layers: {model}: {error}'
+    return None
 
 
 def describe(error: BaseException) -> str:
