@@ -126,7 +126,7 @@ def test_tracker_options_reach_the_tracker_config():
     kind, options = parse_tracker('detrack:threshold=0.3,patience=2,size_rate=0.5,max_step=1.2,'
                                   'motion=1,redetect=on,backend=onnxruntime,device=cpu')
     name, factory = build_factory(kind, options)
-    config = factory().config
+    config = factory().tracker.config
     assert (config.score_threshold, config.lost_patience, config.size_rate,
             config.max_scale_step, config.motion, config.redetect) == (0.3, 2, 0.5, 1.2, True,
                                                                        True)

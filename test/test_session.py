@@ -243,3 +243,23 @@ def test_inits_and_resets_from_other_threads_never_break_a_step():
         thread.join()
     assert errors == []
     assert (run.track_id == '') == (not run.tracker.initialized)
+
+
+def test_the_offline_session_tracks_like_the_tracker_and_refuses_like_the_node():
+    """Same boxes as a bare Tracker; an initial box outside the frame is the node's error."""
+    from detrack_model.tracking.boxes import InitBoxError
+    from detrack_model.tracking.session import OfflineSession
+    frames = [frame(i) for i in range(5)]
+    bare = Tracker(ScriptedBackend())
+    bare.initialize(frames[0][1], (100, 80, 40, 30))
+    offline = OfflineSession(Tracker(ScriptedBackend()))
+    offline.initialize(frames[0][1], (100, 80, 40, 30))
+    for _, image in frames[1:]:
+        expected, score = bare.track(image)
+        box, got = offline.track(image)
+        np.testing.assert_allclose(box, expected)
+        assert got == score and offline.lost == bare.lost
+    with pytest.raises(InitBoxError, match='outside'):
+        offline.initialize(frames[0][1], (1000, 1000, 10, 10))
+    with pytest.raises(InitBoxError, match='NaN'):
+        offline.initialize(frames[0][1], (float('nan'), 0, 10, 10))

@@ -125,6 +125,7 @@ def build_factory(kind: str, options: Dict[str, str]) -> Tuple[str, Callable[[],
     if kind in PEERS:
         return options.get('name', kind), lambda: create_peer(kind)
     from detrack_model.tracking import build_tracker, RuntimeConfig, TrackerConfig
+    from detrack_model.tracking.session import OfflineSession
     runtime = RuntimeConfig(
         device=options.get('device', 'auto'), backend=options.get('backend', 'torch'),
         fp16=_flag(options, 'fp16', False),
@@ -137,8 +138,10 @@ def build_factory(kind: str, options: Dict[str, str]) -> Tuple[str, Callable[[],
                 _number(options, key, kind)
     config = TrackerConfig(**settings)
     tracker = build_tracker(options.get('model') or default_model_path(), runtime, config)
-    # One network serves every sequence: initialize() resets all per-target state.
-    return detrack_name(options), lambda: tracker
+    # The node's session drives it; one network serves every sequence (initialize() resets
+    # all per-target state).
+    session = OfflineSession(tracker)
+    return detrack_name(options), lambda: session
 
 
 def run(args: argparse.Namespace) -> Dict[str, Scores]:

@@ -133,7 +133,9 @@ class TrackingSession(Generic[Item]):
         self.track_id = ''
         self.counters: collections.Counter = collections.Counter()
         self._size_changes_seen = tracker.size_changes
-        self.update(settings or SessionSettings())
+        # Without settings, the tracker's own thresholds are the session's.
+        self.update(settings or SessionSettings(score_threshold=tracker.config.score_threshold,
+                                                lost_patience=tracker.config.lost_patience))
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -354,3 +356,71 @@ class TrackingSession(Generic[Item]):
         if not self.tracker.initialized:
             return 'idle'
         return 'lost' if self.tracker.lost else 'tracking'
+
+
+class _Quiet:
+    """A Reporter for offline runs: rejections are errors, the rest needs no telling."""
+
+    error: Optional[Exception] = None
+
+    def rejected(self, source: str, error: InitBoxError) -> None:
+        """Keep the refusal for the caller to raise."""
+        self.error = error
+
+    def stale_init(self, init: PendingInit, used_stamp_ns: int, kept: int) -> None:
+        """Never happens offline: every init is applied to the frame it came with."""
+
+    def started(self, init: PendingInit, box: Box, track_id: str, stamp_ns: int) -> None:
+        """Nothing to tell."""
+
+    def skipped(self, error: Exception) -> None:
+        """Keep the reason a frame was not tracked."""
+        self.error = error
+
+
+class OfflineSession:
+    """
+    A session driven over frames in order, with the Tracker's interface.
+
+    ``initialize(frame, box)`` then ``track(frame) -> (box, score)``: what ``detrack-eval`` and
+    the demo's offline run call, so they go through the same session as the node (the same
+    init checks and clipping, the same order of events). A refused initial box raises
+    :class:`InitBoxError`; a frame the tracker skips (another size) raises its error.
+    """
+
+    def __init__(self, tracker: Tracker, settings: Optional[SessionSettings] = None) -> None:
+        self._reporter = _Quiet()
+        self.session: TrackingSession = TrackingSession(
+            tracker, lambda item: item[0], lambda item: FrameData(item[1], item[2]),
+            self._reporter, settings, history=0)
+        self._stamp = 0
+
+    @property
+    def tracker(self) -> Tracker:
+        """Return the tracker the session drives."""
+        return self.session.tracker
+
+    @property
+    def lost(self) -> bool:
+        """Tell whether the target is considered lost."""
+        return self.session.tracker.lost
+
+    def _step(self, frame: np.ndarray, bgr: bool) -> List[StepResult]:
+        self._stamp += 1
+        self._reporter.error = None
+        return self.session.step((self._stamp, frame, bgr))
+
+    def initialize(self, frame: np.ndarray, box_xywh: Sequence[float], bgr: bool = False) -> None:
+        """Start the target in ``box_xywh`` of ``frame`` (clipped to it, as the node does)."""
+        self.session.reset()
+        if not self.session.request_init(box_xywh, 'initial box'):
+            raise self._reporter.error
+        if not self._step(frame, bgr):
+            raise self._reporter.error or InitBoxError('the initial frame could not be used')
+
+    def track(self, frame: np.ndarray, bgr: bool = False) -> Tuple[np.ndarray, float]:
+        """Track ``frame``; return the box x, y, w, h and the network's score."""
+        results = self._step(frame, bgr)
+        if not results:
+            raise self._reporter.error or RuntimeError('track() called before initialize()')
+        return results[-1].box, results[-1].score
