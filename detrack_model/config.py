@@ -163,6 +163,23 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ValueError(f'{where}: expected {kind.__name__}, got {value!r}')
 
 
+def validate_decoder_layers(num_layers: Optional[int], total: int) -> None:
+    """
+    Raise ValueError unless the first ``num_layers`` of ``total`` decoder layers can run.
+
+    None runs them all. A conv-head network (``total`` 0) has no decoder layers to choose.
+    This is the one check of a decoder depth: the network, both backends, the export, the
+    depth switcher and the node all call it.
+    """
+    if num_layers is None:
+        return
+    if total == 0:
+        raise ValueError(f'decoder layers {num_layers}: the network has the conv head, no '
+                         'decoder layers to choose')
+    if not 1 <= num_layers <= total:
+        raise ValueError(f'decoder layers must be in 1..{total}, got {num_layers}')
+
+
 def validate(config: ModelConfig) -> None:
     """Raise ValueError naming the first inconsistency in ``config``."""
     enc, dec = config.encoder, config.decoder
