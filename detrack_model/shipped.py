@@ -3,7 +3,7 @@
 import os
 import pathlib
 
-DEFAULT_MODEL_NAME = 'detrack_tiny_synth_p25'
+DEFAULT_MODEL_NAME = 'detrack_tiny_pool_p25'
 
 
 def default_model_path() -> pathlib.Path:

@@ -22,7 +22,7 @@ onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
 
 PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHIPPED = PACKAGE_ROOT / 'models' / 'detrack_tiny_synth'
+SHIPPED = PACKAGE_ROOT / 'models' / 'detrack_tiny_pool'
 RTOL, ATOL = 1e-3, 1e-5
 # (decoder layers, candidate elimination) of the shipped model's exports.
 SETUPS = {'layers1': (1, True), 'layers2': (2, True), 'no_ce': (None, False)}

@@ -5,6 +5,7 @@ The geometry is checked with a scripted backend whose answer is known in crop co
 everything else runs the shipped model itself on synthetic sequences.
 """
 
+import math
 import pathlib
 
 from detrack_model.data.crops import search_transform
@@ -24,7 +25,11 @@ import pytest
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MODEL = ROOT / 'models' / 'detrack_tiny_synth'
+MODEL = ROOT / 'models' / 'detrack_tiny_pool'
+
+
+# No box dynamics: the network's box as it is (geometry checks).
+EXACT = {'size_rate': 1.0, 'max_scale_step': math.inf}
 
 
 class ScriptedBackend:
@@ -78,7 +83,7 @@ def test_box_maps_back_to_image_coordinates():
     # Search region side = 4 * sqrt(40 * 40) = 160 image px; a box 0.25 of the crop = 40 px.
     backend = ScriptedBackend([[0.5, 0.5, 0.25, 0.25], [0.1, 0.1, 0.1, 0.1]], [0.9, 0.95],
                               [5, 0])
-    tracker = Tracker(backend)
+    tracker = Tracker(backend, TrackerConfig(**EXACT))
     frame = np.zeros((480, 640, 3), np.uint8)
     tracker.initialize(frame, (300, 200, 40, 40))
     box, score = tracker.track(frame)
@@ -489,9 +494,9 @@ def test_box_size_is_damped_by_confidence_and_bounded_per_frame():
     assert widths[0.9] == pytest.approx(40.0 * 1.5)
     assert widths[0.3] == pytest.approx(40.0 * 4.0 ** (0.5 * 0.3))
     backend = ScriptedBackend([[0.5, 0.5, 1.0, 1.0]], [0.9], [5])
-    tracker = Tracker(backend, TrackerConfig(hanning=False, clip_margin=0.0))
+    tracker = Tracker(backend, TrackerConfig(hanning=False, clip_margin=0.0, **EXACT))
     tracker.initialize(frame, (300, 200, 40, 40))
-    # Off (the defaults' limits at 1 and inf): the network's box exactly.
+    # Off (limits at 1 and inf): the network's box exactly.
     assert tracker.track(frame)[0][2] == pytest.approx(160.0)
     with pytest.raises(ValueError, match='max_scale_step'):
         TrackerConfig(max_scale_step=1.0)
@@ -545,8 +550,8 @@ def test_a_target_that_reappears_far_away_is_redetected():
     for index in range(60):
         calls = backend.calls
         box, score = tracker.track(blob_frame(560, 400))
-        # Never more than the search plus the tiles per frame.
-        assert backend.calls - calls <= 1 + config.redetect_tiles
+        # Never more than the search, the tiles and one refining search per frame.
+        assert backend.calls - calls <= 2 + config.redetect_tiles
         if not tracker.lost:
             found_at = index
             break

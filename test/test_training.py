@@ -25,7 +25,7 @@ import torch
 import yaml
 
 TRAINING = pathlib.Path(__file__).resolve().parent.parent / 'training'
-SHIPPED = TRAINING.parent / 'models' / 'detrack_tiny_synth.yaml'
+SHIPPED = TRAINING.parent / 'models' / 'detrack_tiny_pool.yaml'
 
 
 @pytest.fixture(scope='module')

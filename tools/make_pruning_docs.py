@@ -10,8 +10,9 @@ The whole pipeline runs from the committed recipes, each stage skipped when its 
 run on this machine: MACs and parameters of every network; the median per-frame latency of
 the whole tracker (crop, network, decoding) on the CPU with the onnxruntime and the PyTorch
 backend, all models taking turns in blocks of frames so load changes hit them alike; and AO
-and SR0.5 on the held-out synthetic sequences of docs/tracking.md, after slicing (no
-fine-tuning) and after fine-tuning.
+and SR0.5 on the cross-source validation sequences of docs/model-sizing.md (the image pool's
+``val`` part: files and packages that training never sees; ``make data``), after slicing (no
+fine-tuning) and after fine-tuning. The test split stays reserved for docs/tracking.md.
 """
 
 import argparse
@@ -40,13 +41,13 @@ from detrack_model.tracking import build_tracker, RuntimeConfig, Tracker
 from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from tools.make_sizing_docs import VAL_SEED
 import torch
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / 'docs'
-EVAL_SEED = 5
-BASE = ROOT / 'models' / 'detrack_tiny_synth'
+BASE = ROOT / 'models' / 'detrack_tiny_pool'
 SPARSITY_RECIPE = ROOT / 'training' / 'prune_tiny_sparsity.yaml'
 FINETUNE_RECIPE = ROOT / 'training' / 'prune_tiny_finetune.yaml'
 BUDGETS: Tuple[Tuple[float, str], ...] = ((0.75, 'global'), (0.5, 'global'), (0.25, 'global'),
@@ -70,7 +71,8 @@ def run_stage(args: List[str]) -> None:
     subprocess.run(command, check=True, cwd=ROOT)
 
 
-def build_models(work: pathlib.Path, prune_decoder: bool) -> Dict[str, pathlib.Path]:
+def build_models(work: pathlib.Path, prune_decoder: bool,
+                 budgets: Sequence[Tuple[float, str]] = BUDGETS) -> Dict[str, pathlib.Path]:
     """Run every missing pipeline stage; return bundle paths by row name."""
     models = {'unpruned': BASE}
     sparsity = work / 'sparsity'
@@ -78,7 +80,7 @@ def build_models(work: pathlib.Path, prune_decoder: bool) -> Dict[str, pathlib.P
         run_stage(['sparsity', '--config', str(SPARSITY_RECIPE), '--output', str(sparsity),
                    '--resume', '--no-progress'])
     models['sparsity-trained'] = sparsity / 'model'
-    for budget, mode in BUDGETS:
+    for budget, mode in budgets:
         child = work / f'child_{tag(budget)}'
         if not child.with_suffix('.safetensors').is_file():
             run_stage(['slice', str(sparsity / 'model'), '--budget', str(budget), '--mode', mode,
@@ -180,7 +182,8 @@ def tradeoff_plot(rows: Dict[str, Dict[str, Any]], path: pathlib.Path) -> None:
     for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle('Pruned DETRack (vit_tiny, 6 blocks) on the synthetic validation sequences')
+    figure.suptitle('Pruned DETRack (vit_tiny, 6 blocks) on the cross-source validation '
+                    'sequences')
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
@@ -225,7 +228,8 @@ def noise_note(rows: Dict[str, Dict[str, Any]]) -> List[str]:
 
 
 def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, frames: int,
-         load: Sequence[float], exact_heads_ms: Optional[float]) -> str:
+         load: Sequence[float], exact_heads_ms: Optional[float],
+         steps: Tuple[int, int, int]) -> str:
     """Render docs/pruning.md."""
     base, target = rows['unpruned'], rows.get('0.25 fine-tuned')
     sparsity = recipe_from_dict(yaml.safe_load(SPARSITY_RECIPE.read_text())).sparsity
@@ -239,7 +243,7 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
         f'cores, torch {torch.__version__}, no GPU; 1-min load average {load[0]:.1f}). Every '
         'number below comes from one run on one machine.',
         '',
-        '**Pipeline** (`detrack-prune`): the unpruned model `models/detrack_tiny_synth` is '
+        f'**Pipeline** (`detrack-prune`): the unpruned model `{BASE.relative_to(ROOT)}` is '
         'sparsity-trained with masks on every encoder attention (per head and head dimension, '
         'multiplying q, k and v) and MLP, and on the decoder FFNs '
         f'(`training/prune_tiny_sparsity.yaml`: {weights}); sliced to each budget (global: '
@@ -248,13 +252,15 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
         '(`training/prune_tiny_finetune.yaml`). Rows "sliced" are children straight after '
         'slicing, "fine-tuned" the same children after fine-tuning.',
         '',
-        'Every pruned network trained longer than the unpruned one (its 1536 steps plus 768 of '
-        'sparsity training and 512 of fine-tuning), which is part of why fine-tuned children '
-        'can score above it; the sparsity-trained row (same architecture, 768 more steps) '
-        'shows how much of that is extra training.',
+        f'Every pruned network trained longer than the unpruned one (its {steps[0]} steps plus '
+        f'{steps[1]} of sparsity training and {steps[2]} of fine-tuning), which is part of why '
+        'fine-tuned children can score above it; the sparsity-trained row (same architecture, '
+        f'{steps[1]} more steps) shows how much of that is extra training.',
         '',
-        f'**Data**: the {count} held-out synthetic sequences of {frames} frames of '
-        'docs/tracking.md (seed 5, `val` photographs), GOT-10k protocol, onnxruntime backend. '
+        f'**Data**: {count} cross-source validation sequences of {frames} frames (the image '
+        f"pool's `val` part, seed {VAL_SEED}: the sequences of docs/model-sizing.md; objects "
+        'and backgrounds from files and packages training never sees), GOT-10k protocol, '
+        'onnxruntime backend. '
         '**Latency**: median per-frame time of `Tracker.track` (crop, network, decoding; batch '
         '1, 2 threads), every model taking turns on the same frames. **Encoder MACs**: '
         '"trained" counts the network as sliced and trained, every head at its own width; '
@@ -364,20 +370,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--work', default=str(ROOT / 'runs' / 'prune_tiny'))
     parser.add_argument('--sequences', type=int, default=30)
-    parser.add_argument('--frames', type=int, default=100)
-    parser.add_argument('--data', default=str(ROOT / 'build' / 'data' / 'synthetic_eval'))
+    parser.add_argument('--frames', type=int, default=80)
+    parser.add_argument('--pool', default=str(ROOT / 'build' / 'data' / 'image_pool'))
+    parser.add_argument('--data', default=str(ROOT / 'build' / 'data' / 'sizing_val'))
+    parser.add_argument('--budgets', type=float, nargs='+',
+                        default=[budget for budget, _ in BUDGETS],
+                        help='budgets of the sweep to build and measure (default: all)')
     parser.add_argument('--latency-frames', type=int, default=200)
     parser.add_argument('--no-prune-decoder', action='store_true',
                         help='keep the decoder FFNs whole')
     parser.add_argument('--docs', default=str(DOCS))
     args = parser.parse_args()
     work = pathlib.Path(args.work)
-    models = build_models(work, not args.no_prune_decoder)
+    modes = dict(BUDGETS)
+    unknown = sorted(set(args.budgets) - set(modes))
+    if unknown:
+        parser.error(f'--budgets: {unknown} not in the sweep {sorted(modes)}')
+    models = build_models(work, not args.no_prune_decoder,
+                          [(budget, modes[budget]) for budget in args.budgets])
     models[SHIPPED_ROW] = default_model_path()
     data = pathlib.Path(args.data)
     if not (data / 'val' / 'list.txt').is_file():
         generate_dataset(str(data), 'val', args.sequences, args.frames, size=(480, 360),
-                         seed=EVAL_SEED, overwrite=True)
+                         seed=VAL_SEED, overwrite=True, pool=args.pool, workers=2)
     sequences = load_benchmark('got10k', str(data), split='val')[:args.sequences]
     rows = {name: model_figures(path) for name, path in models.items()}
     # A fine-tuned child shows its slice's record; the shipped file carries its own copy.
@@ -407,8 +422,11 @@ def main() -> int:
     docs = pathlib.Path(args.docs)
     kept = layer_plot(rows, docs / 'pruning-layers.png')
     tradeoff_plot(rows, docs / 'pruning.png')
+    steps = tuple(int(read_bundle_config(path)['metadata']['steps']) for path in (
+        BASE, models['sparsity-trained'],
+        models[f'{args.budgets[0]:g} fine-tuned'])) if args.budgets else (0, 0, 0)
     (docs / 'pruning.md').write_text(page(rows, kept, len(sequences), args.frames,
-                                          os.getloadavg(), exact_heads_ms))
+                                          os.getloadavg(), exact_heads_ms, steps))
     print((docs / 'pruning.md').read_text())
     return 0
 

@@ -5,9 +5,9 @@ Half-precision weights halve the file (the node loads them into a float32 networ
 the bundle keeps its recipe and training metadata. A fine-tuned pruned child also keeps the
 pruning record (budget, mode, per-layer widths) of the child it was trained from.
 
-    python -m tools.ship_model runs/synthetic_cpu_tiny/model --output models/detrack_tiny_synth
+    python -m tools.ship_model runs/synthetic_cpu_pool/model --output models/detrack_tiny_pool
     python -m tools.ship_model runs/prune_tiny/finetune_b0250/model \
-        --output models/detrack_tiny_synth_p25
+        --output models/detrack_tiny_pool_p25
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """
 detrack-train: train a DETRack network from a YAML recipe.
 
-Single process: ``detrack-train --config training/synthetic_cpu_tiny.yaml``. Several GPUs or
+Single process: ``detrack-train --config training/synthetic_cpu_pool.yaml``. Several GPUs or
 machines: ``torchrun --nproc_per_node 2 -m detrack_model.cli.train --config ...`` (DDP; gloo
 on CPUs, NCCL on GPUs). ``--resume`` continues exactly from the newest checkpoint in the
 output directory (or the one named). Ctrl-C or SIGTERM saves a checkpoint before exiting.

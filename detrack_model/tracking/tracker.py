@@ -17,7 +17,10 @@ Box dynamics: a network box may jump to a similar-looking region of another size
 target is unclear. The published width and height therefore move toward the network's by a
 fraction ``size_rate * score`` of the way in log space (a low-score frame barely resizes the
 box) and by at most the factor ``max_scale_step`` per frame; the centre follows the network.
-``size_rate=1`` and ``max_scale_step=inf`` follow the network's box exactly.
+``size_rate=1`` and ``max_scale_step=inf`` follow the network's box exactly. The defaults (0.5,
+1.2) scored best of five settings on the cross-source validation sequences (AO 0.598 against
+0.586 without damping, the shipped model) and bound the area change between two frames to
+1.44x.
 
 Motion (``motion``): the centre's velocity over confident frames (an average of their
 displacements) keeps moving the state while the score is low or the target lost, slowing down
@@ -27,7 +30,7 @@ Re-detection (``redetect``): once the target has been lost for ``redetect_after`
 frame also searches ``redetect_tiles`` squares of a grid of search regions (at the last known
 scale, half-overlapping) covering the whole frame, in turn; a candidate scoring at least
 ``redetect_threshold`` there brings the target back (``reacquisitions`` counts them). The
-extra cost is ``redetect_tiles`` network runs per lost frame, never more.
+extra cost is ``redetect_tiles`` network runs per lost frame, and one more on a find.
 
 Frame size: the state is in the pixels of the frames it was tracked in. A frame of another
 size is not tracked: :class:`FrameSizeChanged` is raised and nothing changes, so one odd frame
@@ -72,8 +75,8 @@ class TrackerConfig:
     # Pixels of the box kept inside the frame (OSTrack's clip_box margin).
     clip_margin: float = 10.0
     min_size: float = 2.0
-    size_rate: float = 1.0
-    max_scale_step: float = math.inf
+    size_rate: float = 0.5
+    max_scale_step: float = 1.2
     motion: bool = False
     # Weight of the newest displacement in the velocity average, and its decay per frame
     # while the target is not confidently seen.
@@ -312,14 +315,17 @@ class Tracker:
             self._next_tile += 1
             transform = CropTransform(scale=size / side, offset=(x, y), size=size)
             self._crop(image, transform, self._search, bgr)
-            boxes, scores, _ = self.backend.infer(self._search)
-            index = int(np.argmax(scores))
-            if best is None or scores[index] > best[0]:
-                cx, cy, w, h = (float(v) * size for v in boxes[index])
-                best = (float(scores[index]),
-                        transform.box_to_image(np.array([cx - 0.5 * w, cy - 0.5 * h, w, h])))
+            candidate = self._best_candidate(transform, window=False)
+            if best is None or candidate[0] > best[0]:
+                best = candidate
         if best is None or best[0] < config.redetect_threshold:
             return None
+        # A tile may cut the target: search once more, centred on what it found.
+        transform = search_transform(best[1], config.search_factor, size)
+        self._crop(image, transform, self._search, bgr)
+        refined = self._best_candidate(transform, window=True)
+        if refined[0] >= config.redetect_threshold:
+            best = refined
         box = clip_box(best[1], image.shape[1], image.shape[0], config.clip_margin,
                        config.min_size)
         LOG.info('target re-detected at frame %d (score %.2f)', self.frame_index + 1, best[0])
@@ -329,6 +335,17 @@ class Tracker:
         self._seen_centre, self._seen_at = _centre(box), self.frame_index
         self.reacquisitions += 1
         return box, best[0]
+
+    def _best_candidate(self, transform: CropTransform,
+                        window: bool) -> Tuple[float, np.ndarray]:
+        """Run the network on the search crop; return its best score and box in the image."""
+        boxes, scores, cells = self.backend.infer(self._search)
+        weighted = scores * self._window[cells] if window and self.config.hanning else scores
+        index = int(np.argmax(weighted))
+        size = self.backend.search_size
+        cx, cy, w, h = (float(v) * size for v in boxes[index])
+        return float(scores[index]), transform.box_to_image(
+            np.array([cx - 0.5 * w, cy - 0.5 * h, w, h]))
 
     def _crop(self, image: np.ndarray, transform: CropTransform, out: np.ndarray,
               bgr: bool) -> None:
