@@ -57,6 +57,9 @@ class DecoderConfig:
     anchor_size: float = 0.25
     # Per-layer FFN hidden widths of a pruned decoder (None: ffn_dim in every layer).
     ffn_dims: Optional[List[int]] = None
+    # Learned positive/negative label embeddings as the content of denoising queries (the
+    # paper's Table 5, variant 1; training only). Off: content is the encoder tokens'.
+    dn_labels: bool = False
 
 
 @dataclass
@@ -158,6 +161,23 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     elif kind is bool and isinstance(value, bool):
         return value
     raise ValueError(f'{where}: expected {kind.__name__}, got {value!r}')
+
+
+def validate_decoder_layers(num_layers: Optional[int], total: int) -> None:
+    """
+    Raise ValueError unless the first ``num_layers`` of ``total`` decoder layers can run.
+
+    None runs them all. A conv-head network (``total`` 0) has no decoder layers to choose.
+    This is the one check of a decoder depth: the network, both backends, the export, the
+    depth switcher and the node all call it.
+    """
+    if num_layers is None:
+        return
+    if total == 0:
+        raise ValueError(f'decoder layers {num_layers}: the network has the conv head, no '
+                         'decoder layers to choose')
+    if not 1 <= num_layers <= total:
+        raise ValueError(f'decoder layers must be in 1..{total}, got {num_layers}')
 
 
 def validate(config: ModelConfig) -> None:

@@ -26,6 +26,7 @@ from detrack_model.evaluation.metrics import got10k_scores
 from detrack_model.evaluation.results import SequenceResult
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking.factory import build_tracker, RuntimeConfig
+from detrack_model.tracking.session import OfflineSession
 from detrack_ros.debug_overlay import draw_box, TRACKING_COLOUR
 from detrack_ros.detection_messages import stamp_ns
 from detrack_ros.replay import generated_sequence, ReplayClient, ReplaySequence, video_sequence
@@ -242,7 +243,9 @@ def offline_ao(sequence: ReplaySequence, parameters: Dict[str, str]) -> float:
     """Return the AO of the same model run directly on every frame, for comparison."""
     runtime = RuntimeConfig(device=parameters.get('device', 'auto'),
                             backend=parameters.get('backend', 'auto'))
-    tracker = build_tracker(parameters.get('model_path') or default_model_path(), runtime)
+    # The node's session, driven frame by frame without ROS.
+    tracker = OfflineSession(build_tracker(parameters.get('model_path') or default_model_path(),
+                                           runtime))
     tracker.initialize(sequence.frames[0], sequence.boxes[0])
     boxes = [sequence.boxes[0]] + [tracker.track(frame)[0] for frame in sequence.frames[1:]]
     return _scores(sequence, boxes).ao

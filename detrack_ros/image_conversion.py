@@ -26,11 +26,12 @@ Every malformed input raises :class:`ImageConversionError` with a one-line reaso
 """
 
 import array as py_array
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import cv2
 from detrack_model.data.encoded import (check_image_header, DEFAULT_MAX_PIXELS,
                                         EncodedImageError)
+from detrack_model.tracking.session import FrameData
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -40,12 +41,8 @@ class ImageConversionError(ValueError):
     """An image message that cannot be turned into a frame (the message says why)."""
 
 
-class Frame(NamedTuple):
-    """A frame for the tracker: uint8 (H, W) or (H, W, 3), and whether colour is BGR."""
-
-    array: np.ndarray
-    bgr: bool
-
+# A frame for the tracker: uint8 (H, W) or (H, W, 3), and whether colour is BGR.
+Frame = FrameData
 
 # Each entry: bytes per pixel, and a function (buffer, height, width, step, big_endian,
 # mono16_shift) -> Frame. The functions run only after the common size checks passed.

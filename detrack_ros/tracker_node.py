@@ -30,22 +30,25 @@ import pathlib
 import sys
 import threading
 import time
-from typing import Any, Deque, List, NamedTuple, Optional, Tuple
-import uuid
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from detrack_model.config import validate_decoder_layers
 from detrack_model.shipped import default_model_path
+from detrack_model.tracking.boxes import Box, ClickPair, InitBoxError
 from detrack_model.tracking.factory import (build_tracker, check_decoder_layers,
                                             model_decoder_layers, resolve_backend,
                                             RuntimeConfig)
+from detrack_model.tracking.session import (FrameData, PendingInit, SessionSettings,
+                                            TrackingSession)
 from detrack_model.tracking.switcher import DepthSwitcher
-from detrack_model.tracking.tracker import FrameSizeChanged, Tracker, TrackerConfig
+from detrack_model.tracking.tracker import Tracker, TrackerConfig
 from detrack_ros.debug_overlay import draw_overlay
 from detrack_ros.detection_messages import detection_array, detection_from_box, stamp_ns
 from detrack_ros.frame_mailbox import FrameMailbox, RateMeter, RecentValues
 from detrack_ros.image_conversion import (array_to_image, compressed_to_array, Frame,
                                           image_to_array, ImageConversionError)
-from detrack_ros.init_boxes import (Box, box_from_detection, box_from_roi, ClickPair,
-                                    InitBoxError, project_point, select_detection, validate_box)
+from detrack_ros.init_boxes import (box_from_detection, box_from_roi, project_point,
+                                    select_detection)
 from detrack_ros.log_throttle import KeyedThrottle
 from detrack_ros.parameters import NAMES, PARAMETERS, SPECS
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -71,8 +74,8 @@ LOG_THROTTLE_SEC = 5.0
 STALE_INPUT_SEC = 2.0
 # Wake-up period of the inference thread while no frame arrives (to notice stop requests).
 POLL_SEC = 0.1
-# Extra parameters the tracker's config takes directly, by node parameter name.
-TRACKER_SETTINGS = ('score_threshold', 'lost_patience')
+# Node parameters that are fields of the session's settings.
+SESSION_SETTINGS = tuple(name for name in NAMES if name in SessionSettings.__dataclass_fields__)
 
 
 class Received(NamedTuple):
@@ -81,15 +84,6 @@ class Received(NamedTuple):
     msg: Any
     compressed: bool
     monotonic: float
-
-
-class PendingInit(NamedTuple):
-    """A new target waiting for the inference thread."""
-
-    box: Box
-    source: str
-    # Stamp of the image the box was drawn on (ns), if the sender said; None: the next image.
-    stamp_ns: Optional[int]
 
 
 class TrackerNode(LifecycleNode):
@@ -104,26 +98,18 @@ class TrackerNode(LifecycleNode):
         self._live = {name: self.get_parameter(name).value for name in NAMES}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._tracker: Optional[Tracker] = None
+        # What to track on which frame (built by configure, with the model).
+        self.session: Optional[TrackingSession[Received]] = None
         self._switcher: Optional[DepthSwitcher] = None
         self._runtime: Optional[RuntimeConfig] = None
         self._model_path: Optional[pathlib.Path] = None
         self._model_layers = 0
         self._backend_released = False
-        # Serialises every use of the tracker: the inference thread per frame, services and
-        # parameter changes in between frames.
-        self._tracker_lock = threading.Lock()
         self._mailbox: FrameMailbox[Received] = FrameMailbox()
-        self._history: Deque[Received] = collections.deque(maxlen=1)
-        self._keep_history = False
-        self._pending_init: Optional[PendingInit] = None
-        self._init_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         # Ends a max_rate wait early: a parameter change, reset, an init, deactivation.
         self._wake = threading.Event()
-        self._enabled = True
-        self._track_id = ''
         self._camera_info: Optional[CameraInfo] = None
         self._clicks = ClickPair(self._live['click_timeout'])
         self._rviz_clicks = ClickPair(self._live['click_timeout'])
@@ -138,8 +124,7 @@ class TrackerNode(LifecycleNode):
         # When the current target (or processing, after enable) started: the stall check of
         # the diagnostics counts from here.
         self._tracking_since = 0.0
-        self._size_changes_seen = 0
-        self.counters = collections.Counter()
+        self._counts: collections.Counter = collections.Counter()
         self._init_warnings = KeyedThrottle(LOG_THROTTLE_SEC)
         # Set once the lifecycle reached finalized: main() then returns.
         self.finished = Future()
@@ -150,6 +135,13 @@ class TrackerNode(LifecycleNode):
         self._own_timers: List[Any] = []
         self._detection_pub = self._detections_pub = self._debug_pub = None
         self._diagnostics_pub = None
+
+    @property
+    def counters(self) -> collections.Counter:
+        """Return every count of the node and its session (images, inits, errors)."""
+        session = self.session
+        return self._counts + session.counters if session is not None else \
+            collections.Counter(self._counts)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -171,11 +163,8 @@ class TrackerNode(LifecycleNode):
             self._load_model()
         except Exception as error:  # noqa: B902 - every cause is logged, none ends the node
             self.get_logger().error(f'configure failed: {describe(error)}')
-            self._tracker = None
+            self.session = None
             return FAILURE
-        history = self.get_parameter('init_history').value
-        self._history = collections.deque(maxlen=max(1, history))
-        self._keep_history = history > 0
         self._detection_pub = self._publisher(Detection2D, 'detection')
         self._detections_pub = self._publisher(Detection2DArray, 'detections')
         self._debug_pub = self._publisher(Image, 'debug_image', 1)
@@ -210,9 +199,9 @@ class TrackerNode(LifecycleNode):
             self._switcher.cancel()  # activate builds the asked depth anew
         # Released on the CPU as well: one path for every device, and an inactive node holds
         # no inference session.
-        if self._tracker is not None and not self._backend_released:
-            with self._tracker_lock:
-                self._tracker.backend.release()
+        if self.session is not None and not self._backend_released:
+            with self.session.lock:
+                self.session.tracker.backend.release()
                 self._backend_released = True
             gc.collect()
         return SUCCESS
@@ -247,25 +236,32 @@ class TrackerNode(LifecycleNode):
         runtime.backend = resolve_backend(path, runtime)
         total = model_decoder_layers(path)
         layers = self._live['decoder_layers']
-        if layers and total == 0:
-            raise ValueError(f'decoder_layers {layers}: {path} has the conv head, no decoder; '
-                             'set decoder_layers to 0')
-        if layers > total:
-            raise ValueError(f'decoder_layers {layers}: {path} has only {total} decoder layers')
+        try:
+            validate_decoder_layers(layers or None, total)
+        except ValueError as error:
+            raise ValueError(f'decoder_layers {layers}: {path}: {error} (0 runs them '
+                             'all)') from None
         runtime.decoder_layers = layers or None
-        config = TrackerConfig(score_threshold=self._live['score_threshold'],
-                               lost_patience=self._live['lost_patience'])
+        settings = self._session_settings(self._live)
         started = time.monotonic()
-        tracker = build_tracker(path, runtime, config)
+        tracker = build_tracker(path, runtime, TrackerConfig())
         self._warm_up(tracker)
-        self._tracker, self._runtime, self._model_path = tracker, runtime, path
-        self._switcher = DepthSwitcher(tracker, path, runtime, self._tracker_lock,
+        self.session = TrackingSession(tracker, lambda item: stamp_ns(item.msg.header),
+                                       self._convert, _NodeReporter(self), settings,
+                                       self.get_parameter('init_history').value, total)
+        self._runtime, self._model_path = runtime, path
+        self._switcher = DepthSwitcher(tracker, path, runtime, self.session.lock,
                                        self._on_depth_switched)
         self._model_layers = total
         self._backend_released = False
         self.get_logger().info(
             f'model {path} loaded on {tracker.backend.name} ({total} decoder layers, running '
             f'{layers or total}) in {time.monotonic() - started:.1f} s')
+
+    @staticmethod
+    def _session_settings(values: Dict[str, Any]) -> SessionSettings:
+        """Return the session settings the parameter ``values`` describe."""
+        return SessionSettings(**{name: values[name] for name in SESSION_SETTINGS})
 
     @staticmethod
     def _warm_up(tracker: Tracker) -> None:
@@ -279,8 +275,8 @@ class TrackerNode(LifecycleNode):
     def _reload_backend(self) -> None:
         fresh = build_tracker(self._model_path, self._runtime)
         self._warm_up(fresh)
-        with self._tracker_lock:
-            self._tracker.replace_backend(fresh.backend)
+        with self.session.lock:
+            self.session.tracker.replace_backend(fresh.backend)
             self._backend_released = False
 
     # -- entities ---------------------------------------------------------------------------
@@ -345,15 +341,13 @@ class TrackerNode(LifecycleNode):
         if self._switcher is not None:
             self._switcher.close()
             self._switcher = None
-        with self._tracker_lock:
-            if self._tracker is not None and not self._backend_released:
-                self._tracker.backend.release()
-            self._tracker = None
-            self._backend_released = False
-            self._track_id = ''
-        self._history.clear()
-        with self._init_lock:
-            self._pending_init = None
+        session, self.session = self.session, None
+        if session is not None:
+            session.clear()
+            with session.lock:
+                if not self._backend_released:
+                    session.tracker.backend.release()
+        self._backend_released = False
         gc.collect()
 
     # -- image input ------------------------------------------------------------------------
@@ -367,11 +361,12 @@ class TrackerNode(LifecycleNode):
     def _receive(self, item: Received) -> None:
         self._last_input = item.monotonic
         self._input_rate.tick(item.monotonic)
-        if self._keep_history:
-            self._history.append(item)
+        session = self.session
+        if session is not None:
+            session.remember(item)
         self._mailbox.put(item)
 
-    def _convert(self, item: Received) -> Optional[Frame]:
+    def _convert(self, item: Received) -> Optional[FrameData]:
         """Return the frame of a message, or None after counting and logging a bad one."""
         try:
             if item.compressed:
@@ -379,7 +374,7 @@ class TrackerNode(LifecycleNode):
             return image_to_array(item.msg, self._live['mono16_shift'],
                                   self._live['max_image_pixels'])
         except ImageConversionError as error:
-            self.counters['bad_images'] += 1
+            self._counts['bad_images'] += 1
             self.get_logger().warning(
                 f'image dropped ({self.counters["bad_images"]} so far): {error}',
                 throttle_duration_sec=LOG_THROTTLE_SEC)
@@ -388,19 +383,20 @@ class TrackerNode(LifecycleNode):
     # -- initial boxes ----------------------------------------------------------------------
 
     def _request_init(self, box: Box, source: str, stamp_ns: Optional[int] = None) -> None:
-        """Queue a new target for the inference thread after the checks that need no image."""
-        try:
-            box = validate_box(box)
-        except InitBoxError as error:
-            self._reject_init(source, error)
-            return
-        with self._init_lock:
-            self._pending_init = PendingInit(box, source, stamp_ns or None)
-        self._wake.set()
+        """Hand a new target to the session (it checks what needs no image now)."""
+        session = self.session
+        if session is not None and session.request_init(box, source, stamp_ns):
+            self._wake.set()
 
     def _reject_init(self, source: str, error: InitBoxError) -> None:
         """Count a rejected init; log it unless the same rule refused this source just now."""
-        self.counters['init_rejected'] += 1
+        if self.session is not None:
+            self.session.counters['init_rejected'] += 1
+        else:
+            self._counts['init_rejected'] += 1
+        self._log_rejection(source, error)
+
+    def _log_rejection(self, source: str, error: InitBoxError) -> None:
         held = self._init_warnings.admit((source, error.kind))
         if held is not None:
             more = f' ({held} more like it since the last message)' if held else ''
@@ -444,81 +440,19 @@ class TrackerNode(LifecycleNode):
         self._camera_info = msg
 
     def _on_detector(self, msg: Detection2DArray) -> None:
-        if not (self._live['auto_init'] and self._enabled):
+        session = self.session
+        if session is None or not session.wants_detections:
             return
-        tracker = self._tracker
-        if tracker is not None and tracker.initialized and not tracker.lost:
-            return
-        with self._init_lock:
-            if self._pending_init is not None:
-                return
+        settings = session.settings
         try:
-            best = select_detection(msg, self._live['auto_init_class_id'],
-                                    self._live['auto_init_min_score'])
+            best = select_detection(msg, settings.auto_init_class_id,
+                                    settings.auto_init_min_score)
         except InitBoxError as error:
             self._reject_init('detector', error)
             return
-        if best is not None:
-            self._request_init(best[0], f'detector (score {best[1]:.2f})',
-                               stamp_ns(msg.header))
-
-    def _frame_for(self, init: PendingInit, newest: Optional[Received]) -> Optional[Received]:
-        """
-        Return the image an init applies to: the one with its stamp, else the newest.
-
-        A stamp older than the newest image but no longer in the history (the box took longer
-        to draw than init_history images last) is logged and counted: the target may have
-        moved since.
-        """
-        if init.stamp_ns is None or not self._keep_history:
-            return newest
-        # list() copies in one step; the image callback appends concurrently.
-        history = list(self._history)
-        for item in reversed(history):
-            if stamp_ns(item.msg.header) == init.stamp_ns:
-                return item
-        latest = newest or (history[-1] if history else None)
-        if latest is None or init.stamp_ns > stamp_ns(latest.msg.header):
-            return newest  # its image has not arrived yet
-        self.counters['init_stale'] += 1
-        self.get_logger().warning(
-            f'{init.source}: the image stamped {init.stamp_ns * 1e-9:.3f} is not among the '
-            f'{len(history)} images kept (init_history); starting on the newest, stamped '
-            f'{stamp_ns(latest.msg.header) * 1e-9:.3f}: the target may have moved',
-            throttle_duration_sec=LOG_THROTTLE_SEC)
-        return latest
-
-    def _start_target(self, init: PendingInit, item: Received) -> Optional[bool]:
-        """
-        Initialise on ``item``; return whether the tracker now follows the new target.
-
-        None: the image itself was bad (counted once, here), so nothing more is done with it.
-        """
-        frame = self._convert(item)
-        if frame is None:
-            self._reject_init(init.source, InitBoxError('its image could not be converted',
-                                                        'image'))
-            return None
-        height, width = frame.array.shape[:2]
-        try:
-            box = validate_box(init.box, (width, height))
-        except InitBoxError as error:
-            self._reject_init(init.source, error)
-            return False
-        with self._tracker_lock:
-            self._tracker.initialize(frame.array, box, bgr=frame.bgr)
-            self._size_changes_seen = self._tracker.size_changes
-            self._track_id = track_id = uuid.uuid4().hex[:12]
-        self.counters['inits'] += 1
-        self._tracking_since = time.monotonic()
-        clipped = '' if box == init.box else ' (clipped to the image from ({:.0f}, {:.0f}, ' \
-            '{:g}, {:g}))'.format(*init.box)
-        self.get_logger().info(
-            f'tracking target {self._track_id} from {init.source}: box ({box[0]:.0f}, '
-            f'{box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}){clipped} on the image stamped '
-            f'{stamp_ns(item.msg.header) * 1e-9:.3f}')
-        self._publish(item, frame, np.asarray(box), 1.0, False, track_id)
-        return True
+        if best is not None and session.offer_detection(best[0], best[1], 'detector',
+                                                        stamp_ns(msg.header)):
+            self._wake.set()
 
     # -- inference thread -------------------------------------------------------------------
 
@@ -531,7 +465,7 @@ class TrackerNode(LifecycleNode):
             try:
                 self._step(item)
             except Exception as error:  # noqa: B902 - the thread must outlive any one frame
-                self.counters['errors'] += 1
+                self._counts['errors'] += 1
                 self.get_logger().error(f'frame failed: {type(error).__name__}: {error}',
                                         throttle_duration_sec=LOG_THROTTLE_SEC)
             if item is not None:
@@ -545,64 +479,34 @@ class TrackerNode(LifecycleNode):
         reset (no target, nothing to pace), so a long period set once never outlives it.
         """
         while not self._stop.is_set():
-            max_rate = self._live['max_rate']
+            session = self.session
+            if session is None:
+                return
+            max_rate = session.settings.max_rate
             remaining = 1.0 / max_rate - (time.monotonic() - started) if max_rate > 0 else 0
-            tracker = self._tracker
-            if remaining <= 0.0 or self._pending_init is not None or tracker is None \
-                    or not tracker.initialized:
+            if remaining <= 0.0 or session.pending is not None \
+                    or not session.tracker.initialized:
                 return
             self._wake.wait(remaining)
             self._wake.clear()
 
     def _step(self, item: Optional[Received]) -> None:
-        """Apply a waiting init, then track ``item`` (the newest image, or None)."""
-        with self._init_lock:
-            init, self._pending_init = self._pending_init, None
-        if init is not None and self._enabled:
-            source = self._frame_for(init, item)
-            if source is None:
-                with self._init_lock:  # no image yet: keep it for the next one
-                    if self._pending_init is None:
-                        self._pending_init = init
-            elif self._start_target(init, source) is not False and source is item:
-                return  # started on it, or it was a bad image: either way, done with it
-        elif init is not None:
-            with self._init_lock:
-                self._pending_init = self._pending_init or init
-        if item is None or not self._enabled:
+        """Let the session apply a waiting init and track ``item``; publish what it gives."""
+        session = self.session
+        if session is None:
             return
-        tracker = self._tracker
-        if tracker is None or not tracker.initialized:
-            return
-        frame = self._convert(item)
-        if frame is None:
-            return
+        sizes = session.counters['size_changes_taken']
         started = time.perf_counter()
-        with self._tracker_lock:
-            if not tracker.initialized:  # reset while converting
-                return
-            try:
-                box, score = tracker.track(frame.array, bgr=frame.bgr)
-            except FrameSizeChanged as error:
-                self.counters['frame_size_changes'] += 1
-                self.get_logger().warning(f'image skipped: {error}',
-                                          throttle_duration_sec=LOG_THROTTLE_SEC)
-                return
-            except ValueError as error:
-                self.counters['bad_images'] += 1
-                self.get_logger().warning(f'image dropped: {error}',
-                                          throttle_duration_sec=LOG_THROTTLE_SEC)
-                return
-            lost = tracker.lost
-            region = tracker.search_region
-            track_id = self._track_id
-            resized = tracker.size_changes != self._size_changes_seen
-            self._size_changes_seen = tracker.size_changes
-        if resized:
-            self._log_size_change(frame, lost)
-        self._inference_ms.add((time.perf_counter() - started) * 1e3)
-        self._publish(item, frame, box, score, lost, track_id,
-                      region.image_region() if region is not None else None)
+        results = session.step(item)
+        for result in results:
+            if result.started is not None:
+                self._tracking_since = time.monotonic()
+            else:
+                self._inference_ms.add((time.perf_counter() - started) * 1e3)
+                if session.counters['size_changes_taken'] != sizes:
+                    self._log_size_change(result.frame, result.lost)
+            self._publish(result.item, result.frame, result.box, result.score, result.lost,
+                          result.track_id, result.search_region)
 
     def _log_size_change(self, frame: Frame, lost: bool) -> None:
         height, width = frame.array.shape[:2]
@@ -619,7 +523,7 @@ class TrackerNode(LifecycleNode):
             detection = detection_from_box(box, header, self._live['class_id'], score, track_id)
             self._detection_pub.publish(detection)
             self._detections_pub.publish(detection_array(header, [detection]))
-        self.counters['processed'] += 1
+        self._counts['processed'] += 1
         now = time.monotonic()
         self._last_processed = now
         self._processing_rate.tick(now)
@@ -633,15 +537,9 @@ class TrackerNode(LifecycleNode):
     # -- services ---------------------------------------------------------------------------
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
-        with self._init_lock:
-            self._pending_init = None
         self._clicks.reset()
         self._rviz_clicks.reset()
-        with self._tracker_lock:
-            had_target = self._tracker is not None and self._tracker.initialized
-            if self._tracker is not None:
-                self._tracker.reset()
-            self._track_id = ''
+        had_target = self.session is not None and self.session.reset()
         self._wake.set()
         response.success = True
         response.message = 'target cleared' if had_target else 'no target was tracked'
@@ -649,11 +547,11 @@ class TrackerNode(LifecycleNode):
         return response
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
-        changed = self._enabled != request.data
-        self._enabled = bool(request.data)
+        session = self.session
+        changed = session is not None and session.set_enabled(request.data)
         self._tracking_since = time.monotonic()
         response.success = True
-        state = 'enabled' if self._enabled else 'disabled (images are ignored)'
+        state = 'enabled' if request.data else 'disabled (images are ignored)'
         response.message = state if changed else f'already {state}'
         if changed:
             self.get_logger().info(f'tracking {state}')
@@ -666,45 +564,24 @@ class TrackerNode(LifecycleNode):
         # nothing.
         ours = [p for p in parameters if p.name in SPECS]
         for parameter in ours:
-            reason = SPECS[parameter.name].check(parameter.value) or self._check_against_model(
-                parameter.name, parameter.value)
+            reason = SPECS[parameter.name].check(parameter.value)
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
-        for parameter in ours:
-            reason = self._apply(parameter.name, parameter.value)
-            if reason is not None:
-                return SetParametersResult(successful=False, reason=reason)
-        for parameter in parameters:
-            if parameter.name in self._live:
-                self._live[parameter.name] = parameter.value
+        values = {**self._live, **{p.name: p.value for p in ours}}
+        session = self.session
+        if session is not None:
+            try:
+                settings = self._session_settings(values)
+                session.check(settings)
+                if settings.decoder_layers != session.settings.decoder_layers:
+                    self._set_decoder_layers(session.tracker, settings.decoder_layers or None)
+            except (ValueError, OSError, RuntimeError) as error:
+                return SetParametersResult(successful=False,
+                                           reason=f'{self._model_path}: {describe(error)}')
+            session.update(settings)
+        self._live.update(values)
         self._wake.set()  # a max_rate wait recomputes with the new values
         return SetParametersResult(successful=True)
-
-    def _check_against_model(self, name: str, value: Any) -> Optional[str]:
-        """Return why ``value`` does not fit the loaded model, or None."""
-        if name != 'decoder_layers' or self._tracker is None or value == 0:
-            return None
-        if self._model_layers == 0:
-            return f'decoder_layers: {self._model_path} has the conv head, no decoder layers'
-        if value > self._model_layers:
-            return (f'decoder_layers: {self._model_path} has {self._model_layers} decoder '
-                    f'layers; got {value}')
-        return None
-
-    def _apply(self, name: str, value: Any) -> Optional[str]:
-        """Make a runtime change take effect; return why it cannot, or None."""
-        tracker = self._tracker
-        if tracker is None:
-            return None  # taken up by the next configure
-        try:
-            if name in TRACKER_SETTINGS:
-                with self._tracker_lock:
-                    tracker.update_config(**{name: value})
-            elif name == 'decoder_layers':
-                self._set_decoder_layers(tracker, value or None)
-        except (ValueError, OSError, RuntimeError) as error:
-            return f'{name}: {error}'
-        return None
 
     def _set_decoder_layers(self, tracker: Tracker, layers: Optional[int]) -> None:
         """
@@ -746,14 +623,10 @@ class TrackerNode(LifecycleNode):
 
     def state_label(self) -> str:
         """Return idle/tracking/lost/disabled/inactive for diagnostics and tests."""
-        if self._thread is None:
+        session = self.session
+        if self._thread is None or session is None:
             return 'inactive'
-        if not self._enabled:
-            return 'disabled'
-        tracker = self._tracker
-        if tracker is None or not tracker.initialized:
-            return 'idle'
-        return 'lost' if tracker.lost else 'tracking'
+        return session.state_label()
 
     def _health(self, state: str, now: float) -> Tuple[bytes, str]:
         """Return the diagnostics level and message for ``state``."""
@@ -776,21 +649,23 @@ class TrackerNode(LifecycleNode):
         state = self.state_label()
         now = time.monotonic()
         level, message = self._health(state, now)
-        tracker = self._tracker
+        session = self.session
+        tracker = session.tracker if session is not None else None
+        counters = self.counters
         values = {
             'state': state,
-            'track_id': self._track_id,
+            'track_id': session.track_id if session is not None else '',
             'score': f'{tracker.score:.3f}' if tracker is not None else '',
             'input_rate_hz': f'{self._input_rate.rate(now):.1f}',
             'processing_rate_hz': f'{self._processing_rate.rate(now):.1f}',
             'frames_received': str(self._mailbox.received),
-            'frames_processed': str(self.counters['processed']),
+            'frames_processed': str(counters['processed']),
             'frames_dropped': str(self._mailbox.dropped),
-            'bad_images': str(self.counters['bad_images']),
-            'frame_size_changes': str(self.counters['frame_size_changes']),
-            'init_rejected': str(self.counters['init_rejected']),
-            'init_stale': str(self.counters['init_stale']),
-            'errors': str(self.counters['errors']),
+            'bad_images': str(counters['bad_images']),
+            'frame_size_changes': str(counters['frame_size_changes']),
+            'init_rejected': str(counters['init_rejected']),
+            'init_stale': str(counters['init_stale']),
+            'errors': str(counters['errors']),
             'backend': tracker.backend.name if tracker is not None else '',
             'decoder_layers': self._depth_label(),
             'model': str(self._model_path or ''),
@@ -807,6 +682,39 @@ class TrackerNode(LifecycleNode):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
+
+
+class _NodeReporter:
+    """Log what the session reports, the way the node logs everything else."""
+
+    def __init__(self, node: TrackerNode) -> None:
+        self._node = node
+
+    def rejected(self, source: str, error: InitBoxError) -> None:
+        """Log a refused init (throttled per source and rule)."""
+        self._node._log_rejection(source, error)
+
+    def stale_init(self, init: PendingInit, used_stamp_ns: int, kept: int) -> None:
+        """Warn that an init's image had left the history."""
+        self._node.get_logger().warning(
+            f'{init.source}: the image stamped {init.stamp_ns * 1e-9:.3f} is not among the '
+            f'{kept} images kept (init_history); starting on the newest, stamped '
+            f'{used_stamp_ns * 1e-9:.3f}: the target may have moved',
+            throttle_duration_sec=LOG_THROTTLE_SEC)
+
+    def started(self, init: PendingInit, box: Box, track_id: str, stamp: int) -> None:
+        """Log a new target."""
+        clipped = '' if tuple(box) == tuple(init.box) else \
+            ' (clipped to the image from ({:.0f}, {:.0f}, {:g}, {:g}))'.format(*init.box)
+        self._node.get_logger().info(
+            f'tracking target {track_id} from {init.source}: box ({box[0]:.0f}, '
+            f'{box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}){clipped} on the image stamped '
+            f'{stamp * 1e-9:.3f}')
+
+    def skipped(self, error: Exception) -> None:
+        """Warn about a frame that was not tracked."""
+        self._node.get_logger().warning(f'image skipped: {error}',
+                                        throttle_duration_sec=LOG_THROTTLE_SEC)
 
 
 def describe(error: BaseException) -> str:

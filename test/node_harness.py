@@ -270,7 +270,7 @@ class NodeHarness:
 
     def init_on(self, image, box: Sequence[float], publisher=None) -> Detection2D:
         """Publish an image, start a target from ``box`` stamped with it; return its detection."""
-        previous = self.node._track_id
+        previous = self.node.session.track_id
         header = self.publish(as_message(image), publisher)
         self.client.send_init(box, header)
         detection = self.wait_detection(header, lambda m: m.id != previous and is_init(m))
@@ -279,7 +279,7 @@ class NodeHarness:
 
     def wait_pending_init(self) -> None:
         """Wait until an init without an image stamp is queued for the inference thread."""
-        assert wait_until(lambda: self.node._pending_init is not None), 'no init was queued'
+        assert wait_until(lambda: self.node.session.pending is not None), 'no init was queued'
 
     def wait_counter(self, name: str, value: int) -> bool:
         """Wait until ``node.counters[name]`` reaches ``value``."""

@@ -167,7 +167,7 @@ def test_decoder_stops_after_n_layers(layers):
 def test_decoder_layer_count_out_of_range():
     """Asking for more decoder layers than exist names the valid range."""
     model = create_model(tiny()).eval()
-    with pytest.raises(ValueError, match=r'num_layers must be in 1\.\.3, got 4'):
+    with pytest.raises(ValueError, match=r'decoder layers must be in 1\.\.3, got 4'):
         model(*crops(1), num_layers=4)
 
 

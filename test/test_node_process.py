@@ -257,7 +257,7 @@ def test_start_up_values_outside_their_choices_fail_configure(ros_context, name,
                        parameter_overrides=[Parameter(name, value=value)])
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-        assert node.state_label() == 'inactive' and node._tracker is None
+        assert node.state_label() == 'inactive' and node.session is None
     finally:
         node.destroy_node()
 

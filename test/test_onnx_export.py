@@ -12,8 +12,8 @@ from detrack_model.cli import export as export_cli
 from detrack_model.export import BundleError, load_bundle
 from detrack_model.export.onnx import export_onnx, FORMAT, OnnxModelError
 from detrack_model.modeling import create_model
-from detrack_model.tracking.backends import TorchBackend
-from detrack_model.tracking.network import TrackingNetwork
+from detrack_model.modeling.tracking_network import TrackingNetwork
+from detrack_model.tracking.backends.torch_backend import TorchBackend
 import numpy as np
 import pytest
 import torch
@@ -136,7 +136,7 @@ def test_graph_is_standard_onnx_with_metadata(exported, shipped):
 
 def test_backends_agree_through_the_interface(exported, shipped):
     """Check OnnxBackend and TorchBackend give the same candidates, new templates included."""
-    from detrack_model.export.onnx_backend import OnnxBackend
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 
     path, layers, elimination = exported
     onnx_backend = OnnxBackend(path, threads=2)
@@ -166,7 +166,7 @@ def test_backends_agree_through_the_interface(exported, shipped):
 
 def test_conv_head_parity(conv_model, conv_exported):
     """The conv head exports with every grid cell as a candidate, and agrees with PyTorch."""
-    from detrack_model.export.onnx_backend import OnnxBackend
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 
     check_parity(conv_exported, TrackingNetwork(conv_model).eval(), crop_pairs(64, 128))
     backend = OnnxBackend(conv_exported)
@@ -207,7 +207,7 @@ def test_export_keeps_the_training_mode(tmp_path):
 
 def test_missing_file_error(tmp_path):
     """A path that does not exist names the file."""
-    from detrack_model.export.onnx_backend import OnnxBackend
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 
     missing = tmp_path / 'absent.onnx'
     with pytest.raises(OnnxModelError, match='absent.onnx'):
@@ -218,7 +218,7 @@ def test_missing_file_error(tmp_path):
 
 def test_garbage_file_error(tmp_path):
     """Bytes that are not an ONNX model give a BundleError naming the file."""
-    from detrack_model.export.onnx_backend import OnnxBackend
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 
     garbage = tmp_path / 'garbage.onnx'
     garbage.write_bytes(b'\x00\xffthis is not a protobuf\x13\x37' * 50)
@@ -232,7 +232,7 @@ def test_garbage_file_error(tmp_path):
 
 def test_foreign_onnx_error(tmp_path):
     """An ONNX model that is not ours, or of another format version, is refused by name."""
-    from detrack_model.export.onnx_backend import OnnxBackend
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 
     helper = onnx.helper
     graph = helper.make_graph(
@@ -255,7 +255,7 @@ def test_foreign_onnx_error(tmp_path):
 
 def test_tampered_metadata_error(conv_exported, tmp_path):
     """Metadata that disagrees with the graph's inputs is caught before the first frame."""
-    from detrack_model.export.onnx_backend import OnnxBackend
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 
     model = onnx.load(str(conv_exported))
     props = {p.key: p.value for p in model.metadata_props}
@@ -266,10 +266,12 @@ def test_tampered_metadata_error(conv_exported, tmp_path):
         OnnxBackend(tampered)
 
 
-def test_export_package_imports_onnxruntime_lazily():
-    """Importing detrack_model.export leaves onnxruntime unimported until OnnxBackend is used."""
-    code = ('import sys, detrack_model.export as e; assert "onnxruntime" not in sys.modules; '
-            'e.OnnxBackend; assert "onnxruntime" in sys.modules; print("lazy")')
+def test_backends_import_onnxruntime_lazily():
+    """The tracker and export packages leave onnxruntime unimported until OnnxBackend is used."""
+    code = ('import sys, detrack_model.export, detrack_model.tracking; '
+            'import detrack_model.tracking.backends as b; '
+            'assert "onnxruntime" not in sys.modules; '
+            'b.OnnxBackend; assert "onnxruntime" in sys.modules; print("lazy")')
     done = subprocess.run([sys.executable, '-c', code], cwd=PACKAGE_ROOT, capture_output=True,
                           text=True, timeout=120, env=_env())
     assert done.returncode == 0, done.stderr

@@ -15,7 +15,6 @@ from detrack_model.engine.trainer import Trainer
 from detrack_model.export.bundle import (BundleError, init_from_bundle, load_bundle,
                                          save_bundle)
 from detrack_model.export.onnx import export_onnx
-from detrack_model.export.onnx_backend import OnnxBackend
 from detrack_model.modeling import create_model
 from detrack_model.modeling.head_layout import uniform_head_widths
 from detrack_model.modeling.prune_masks import prune_masks
@@ -24,7 +23,8 @@ from detrack_model.profiling import count_macs
 from detrack_model.pruning import (choose_kept, masked_child, prune_to_budget, slice_model,
                                    sparsity_penalty, SparsityWeights)
 from detrack_model.tracking import build_tracker, RuntimeConfig
-from detrack_model.tracking.backends import TorchBackend
+from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
+from detrack_model.tracking.backends.torch_backend import TorchBackend
 import numpy as np
 import onnx
 import pytest

@@ -19,7 +19,7 @@ from detrack_model.tracking import (build_tracker, clip_box, hann_window, Runtim
                                     TorchBackend, Tracker, TrackerConfig, TrackingNetwork)
 from detrack_model.tracking.factory import (model_decoder_layers, resolve_backend,
                                             set_decoder_layers)
-from detrack_model.tracking.tracker import FrameSizeChanged
+from detrack_model.tracking.tracker import frame_tiles, FrameSizeChanged
 import numpy as np
 import pytest
 import torch
@@ -500,3 +500,103 @@ def test_box_size_is_damped_by_confidence_and_bounded_per_frame():
     assert tracker.track(frame)[0][2] == pytest.approx(160.0)
     with pytest.raises(ValueError, match='max_scale_step'):
         TrackerConfig(max_scale_step=1.0)
+
+
+class BlobBackend:
+    """A backend that 'sees' the white square in its crop: its box, score 0.9; else 0.05."""
+
+    template_size, search_size, grid, name = 32, 64, 4, 'blob'
+
+    def __init__(self):
+        self.calls = 0
+
+    def set_template(self, crop):
+        pass
+
+    def infer(self, crop):
+        self.calls += 1
+        ys, xs = np.nonzero(crop[..., 0] > 200)
+        if xs.size < 4:
+            return (np.array([[0.5, 0.5, 0.2, 0.2]], np.float32), np.array([0.05], np.float32),
+                    np.array([5]))
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        box = np.array([[(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]], np.float32) / 64
+        return box, np.array([0.9], np.float32), np.array([5])
+
+    def release(self):
+        pass
+
+
+def blob_frame(x, y, side=30, size=(480, 640)):
+    """Return a dark frame with a white square at (x, y), or none when x is None."""
+    frame = np.zeros(size + (3,), np.uint8)
+    if x is not None:
+        frame[y:y + side, x:x + side] = 255
+    return frame
+
+
+def test_a_target_that_reappears_far_away_is_redetected():
+    """Lost, the wider search misses it; the whole-frame tiles find it and count it."""
+    backend = BlobBackend()
+    config = TrackerConfig(hanning=False, lost_patience=2, redetect=True, redetect_after=1,
+                           redetect_tiles=2)
+    tracker = Tracker(backend, config)
+    tracker.initialize(blob_frame(50, 50), (50, 50, 30, 30))
+    tracker.track(blob_frame(52, 50))
+    for _ in range(3):
+        tracker.track(blob_frame(None, None))
+    assert tracker.lost
+    found_at = None
+    for index in range(60):
+        calls = backend.calls
+        box, score = tracker.track(blob_frame(560, 400))
+        # Never more than the search, the tiles and one refining search per frame.
+        assert backend.calls - calls <= 2 + config.redetect_tiles
+        if not tracker.lost:
+            found_at = index
+            break
+    assert found_at is not None and tracker.reacquisitions == 1
+    np.testing.assert_allclose(box, (560, 400, 30, 30), atol=2)
+    # Without re-detection the far target stays lost.
+    plain = Tracker(BlobBackend(), TrackerConfig(hanning=False, lost_patience=2))
+    plain.initialize(blob_frame(50, 50), (50, 50, 30, 30))
+    for _ in range(4):
+        plain.track(blob_frame(None, None))
+    for _ in range(60):
+        plain.track(blob_frame(560, 400))
+    assert plain.lost
+
+
+def test_motion_carries_the_search_through_a_short_occlusion():
+    """A target moving right, hidden for a few frames, is found where it went."""
+    def run(motion):
+        tracker = Tracker(BlobBackend(), TrackerConfig(hanning=False, lost_patience=1,
+                                                       motion=motion, motion_decay=1.0))
+        tracker.initialize(blob_frame(40, 200), (40, 200, 30, 30))
+        x = 40
+        for _ in range(8):
+            x += 20
+            tracker.track(blob_frame(x, 200))
+        for _ in range(6):  # hidden while it moves on
+            x += 20
+            tracker.track(blob_frame(None, None))
+        x += 20
+        tracker.track(blob_frame(x, 200))
+        return tracker
+    assert run(True).state[0] == pytest.approx(x_after(), abs=3)
+    assert run(False).lost
+
+
+def x_after():
+    """Return where the moving blob of the motion test is at the end."""
+    return 40 + 20 * 15
+
+
+def test_frame_tiles_cover_every_pixel():
+    """Half-overlapping squares reach every edge; one larger than the frame is centred."""
+    tiles = frame_tiles(640, 480, 200.0)
+    xs, ys = sorted({t[0] for t in tiles}), sorted({t[1] for t in tiles})
+    assert xs[0] == 0 and xs[-1] + 200 == pytest.approx(640)
+    assert ys[0] == 0 and ys[-1] + 200 == pytest.approx(480)
+    assert max(np.diff(xs)) <= 100 + 1e-9
+    assert frame_tiles(100, 80, 300.0) == [(-100.0, -110.0)]

@@ -133,7 +133,7 @@ def track_frames(harness: NodeHarness, frames, encoding: str = 'rgb8'):
 def test_end_to_end_matches_offline_tracker(shared, sequence, offline):
     """Follow a moving target frame by frame; the node's boxes equal the model run offline."""
     frames, truth = sequence.frames, sequence.boxes
-    previous = shared.node._track_id
+    previous = shared.node.session.track_id
     headers = [shared.next_header('camera_optical_frame')]
     shared.client.send_init(truth[0], headers[0])
     shared.publish(encode_image(frames[0], 'rgb8'), header=headers[0])
@@ -158,7 +158,7 @@ def test_end_to_end_matches_offline_tracker(shared, sequence, offline):
     ious = rect_iou(boxes[1:][visible], truth[1:][visible])
     assert ious.mean() > 0.5, f'mean IoU {ious.mean():.3f}'
 
-    assert offline.backend.name == shared.node._tracker.backend.name
+    assert offline.backend.name == shared.node.session.tracker.backend.name
     offline.initialize(frames[0], boxes[0])
     expected = np.array([offline.track(frame)[0] for frame in frames[1:]])
     np.testing.assert_allclose(boxes[1:], expected, atol=1e-3)
@@ -236,7 +236,7 @@ def test_every_init_path_starts_a_new_target(shared, sequence, capfd):
     assert shared.wait_counter('init_rejected', rejected + 2)
     detection = shared.track(frames[4])
     assert detection.id == track_ids[-1]
-    assert shared.node._pending_init is None
+    assert shared.node.session.pending is None
     assert 'Fixed Frame' in capfd.readouterr().err
 
 
@@ -271,7 +271,7 @@ def test_auto_init_from_detector(fresh, sequence):
     wrong = detector_array(((60, 100, 50, 80), 'bird', 0.99), ((40, 100, 70, 90), 'drone', 0.3))
     fresh.client.detector_pub.publish(wrong)
     time.sleep(0.5)
-    assert fresh.node._pending_init is None and fresh.node.counters['inits'] == 0
+    assert fresh.node.session.pending is None and fresh.node.counters['inits'] == 0
     assert fresh.client.message(header) is None
     assert fresh.node.state_label() == 'idle'
 
@@ -614,7 +614,7 @@ def test_refused_atomic_set_changes_nothing(tuned, sequence):
                             request).result
         assert not result.successful and 'decoder' in result.reason
         assert tuned.node.get_parameter('score_threshold').value == 0.25
-        config = tuned.node._tracker.config
+        config = tuned.node.session.tracker.config
         assert (config.score_threshold, config.lost_patience) == (0.25, 5), config
         # score_threshold 0.25 and lost_patience 5 as the parameters say: still tracked.
         detection = tuned.track(frames[1])
@@ -696,7 +696,7 @@ def test_diagnostics_report_the_state(shared, sequence):
     assert values['frames_processed'] == str(shared.node.counters['processed'])
     assert values['frames_received'] == str(shared.received())
     assert values['level'] == '0', values['message']
-    assert values['track_id'] == shared.node._track_id
+    assert values['track_id'] == shared.node.session.track_id
     assert float(values['inference_ms_median']) > 0.0
 
     shared.call(Trigger, 'reset', Trigger.Request())

@@ -24,9 +24,10 @@ from typing import Dict, List, Optional
 
 from detrack_model.export.bundle import load_bundle
 from detrack_model.export.onnx import export_onnx
-from detrack_model.export.onnx_backend import OnnxBackend
 from detrack_model.shipped import default_model_path
-from detrack_model.tracking.backends import Backend, TorchBackend
+from detrack_model.tracking.backends import Backend
+from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
+from detrack_model.tracking.backends.torch_backend import TorchBackend
 import numpy as np
 import onnxruntime
 import torch

@@ -34,11 +34,11 @@ from detrack_model.evaluation.runner import run_benchmark
 from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
 from detrack_model.export.bundle import load_bundle, read_bundle_config
 from detrack_model.export.onnx import export_onnx
-from detrack_model.export.onnx_backend import OnnxBackend
 from detrack_model.modeling.head_layout import uniform_head_widths
 from detrack_model.profiling import count_macs, count_parameters, measure_latency
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking import build_tracker, RuntimeConfig, Tracker
+from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tools.make_sizing_docs import VAL_SEED

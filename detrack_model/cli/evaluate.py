@@ -11,8 +11,10 @@ Examples::
 A DETRack tracker is ``detrack[:key=value,...]`` with keys ``model`` (bundle or .onnx,
 default: the shipped model), ``backend`` (torch | onnxruntime), ``layers`` (decoder layers),
 ``device``, ``threads``, ``fp16``, ``ce`` (candidate elimination 0/1), ``hanning`` (0/1),
-``threshold`` (score threshold of the lost state), ``size_rate`` and ``max_step`` (box
-dynamics: the damping of size changes by confidence and the largest size change per frame),
+``threshold`` and ``patience`` (score threshold and misses in a row of the lost state),
+``size_rate`` and ``max_step`` (box dynamics: the damping of size changes by confidence and the
+largest size change per frame), ``motion`` and ``redetect`` (0/1: coasting while lost, and
+whole-frame re-detection),
 ``name`` (results directory). Peers: csrt, kcf, mosse, medianflow.
 
 Results go to ``<output>/results/<tracker>/<seq>/`` in the GOT-10k toolkit's format (an
@@ -37,10 +39,11 @@ from detrack_model.export.bundle import BundleError
 from detrack_model.shipped import default_model_path
 
 DETRACK_KEYS = ('model', 'backend', 'layers', 'device', 'threads', 'fp16', 'ce', 'hanning',
-                'threshold', 'size_rate', 'max_step', 'name')
-# Tracker options that are TrackerConfig fields, by option name.
-TRACKER_SETTINGS = {'threshold': 'score_threshold', 'size_rate': 'size_rate',
-                    'max_step': 'max_scale_step'}
+                'threshold', 'patience', 'size_rate', 'max_step', 'motion', 'redetect', 'name')
+# Tracker options that are TrackerConfig fields: option -> (field, type).
+TRACKER_SETTINGS = {'threshold': ('score_threshold', float), 'patience': ('lost_patience', int),
+                    'size_rate': ('size_rate', float), 'max_step': ('max_scale_step', float),
+                    'motion': ('motion', bool), 'redetect': ('redetect', bool)}
 
 
 def parse_tracker(spec: str) -> Tuple[str, Dict[str, str]]:
@@ -78,6 +81,13 @@ def _flag(options: Dict[str, str], key: str, default: bool) -> bool:
     raise ValueError(f'{key}={value!r}: expected 0/1')
 
 
+def _number(options: Dict[str, str], key: str, kind: type) -> float:
+    try:
+        return kind(options[key])
+    except ValueError:
+        raise ValueError(f'{key}={options[key]!r}: expected a number') from None
+
+
 def _count(options: Dict[str, str], key: str) -> Optional[int]:
     value = options.get(key)
     if value is None:
@@ -106,7 +116,7 @@ def detrack_name(options: Dict[str, str]) -> str:
         parts.append('noce')
     if not _flag(options, 'hanning', True):
         parts.append('nohann')
-    parts += [f'{key}{options[key]}' for key in ('size_rate', 'max_step') if key in options]
+    parts += [f'{key}{options[key]}' for key in TRACKER_SETTINGS if key in options]
     return '-'.join(parts)
 
 
@@ -115,18 +125,23 @@ def build_factory(kind: str, options: Dict[str, str]) -> Tuple[str, Callable[[],
     if kind in PEERS:
         return options.get('name', kind), lambda: create_peer(kind)
     from detrack_model.tracking import build_tracker, RuntimeConfig, TrackerConfig
+    from detrack_model.tracking.session import OfflineSession
     runtime = RuntimeConfig(
         device=options.get('device', 'auto'), backend=options.get('backend', 'torch'),
         fp16=_flag(options, 'fp16', False),
         decoder_layers=_count(options, 'layers'), candidate_elimination=_flag(options, 'ce', True),
         threads=_count(options, 'threads'))
     settings = {'hanning': _flag(options, 'hanning', True)}
-    settings.update({field: float(options[key]) for key, field in TRACKER_SETTINGS.items()
-                     if key in options})
+    for key, (field, kind) in TRACKER_SETTINGS.items():
+        if key in options:
+            settings[field] = _flag(options, key, False) if kind is bool else \
+                _number(options, key, kind)
     config = TrackerConfig(**settings)
     tracker = build_tracker(options.get('model') or default_model_path(), runtime, config)
-    # One network serves every sequence: initialize() resets all per-target state.
-    return detrack_name(options), lambda: tracker
+    # The node's session drives it; one network serves every sequence (initialize() resets
+    # all per-target state).
+    session = OfflineSession(tracker)
+    return detrack_name(options), lambda: session
 
 
 def run(args: argparse.Namespace) -> Dict[str, Scores]:

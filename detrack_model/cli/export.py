@@ -15,7 +15,7 @@ from detrack_model.cli.common import positive_int, refuse_overwrite
 from detrack_model.export.bundle import bundle_paths, BundleError, load_bundle
 from detrack_model.export.onnx import export_onnx
 from detrack_model.modeling import DETRack
-from detrack_model.tracking.backends import TorchBackend
+from detrack_model.tracking.backends.torch_backend import TorchBackend
 import numpy as np
 import torch
 
@@ -34,7 +34,7 @@ def compare_backends(model: DETRack, path: pathlib.Path, num_layers: Optional[in
     ``score_abs``, ``cells_mismatch`` (pairs whose cells differ), ``pairs`` and ``ok`` (True
     when boxes and scores are within RTOL/ATOL and every cell matches).
     """
-    from detrack_model.export.onnx_backend import OnnxBackend
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 
     onnx_backend = OnnxBackend(path)
     torch_backend = TorchBackend(model, torch.device('cpu'), num_layers, candidate_elimination)

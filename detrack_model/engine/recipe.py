@@ -139,6 +139,9 @@ def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
                     output=data.get('output', 'runs/detrack'))
     if recipe.sparsity is not None and not recipe.model.masked:
         raise ValueError(f'{where}: a sparsity section needs a model with masked: true')
+    if recipe.loss.get('dn_content') == 'embedding' and not recipe.model.decoder.dn_labels:
+        raise ValueError(f'{where}: loss dn_content: embedding needs a model with '
+                         'decoder: {dn_labels: true}')
     return recipe
 
 

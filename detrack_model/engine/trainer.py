@@ -172,10 +172,13 @@ class Trainer:
             gt_boxes[row:row + 1].detach().cpu(), num_queries,
             torch.Generator().manual_seed(sample_seed(self.recipe.optim.seed, epoch, index, 1)))
             for row, index in enumerate(indices)]
+        labels = None
+        if parts[0][0].labels is not None:
+            labels = torch.cat([q.labels for q, _ in parts]).to(self.device)
         queries = DenoisingQueries(
             torch.cat([q.grid_index for q, _ in parts]).to(self.device),
             torch.cat([q.boxes for q, _ in parts]).to(self.device),
-            parts[0][0].attn_mask.to(self.device))
+            parts[0][0].attn_mask.to(self.device), labels)
         # Positive/negative roles and groups depend on the layout only, not on the sample.
         return queries, parts[0][1]
 

@@ -3,7 +3,9 @@ One tracker's output on one sequence, and its files in the GOT-10k toolkit's res
 
 A run writes ``<results>/<tracker>/<seq>/<seq>_001.txt`` (one ``x,y,w,h`` line per frame) and
 ``<seq>_time.txt`` (seconds per frame), so its results can be scored by the official toolkits
-as well as by :mod:`detrack_model.evaluation.metrics`.
+as well as by :mod:`detrack_model.evaluation.metrics`. A tracker that says when it has lost
+the target also gets ``<seq>_lost.txt`` (0 or 1 per frame), which the toolkits ignore and the
+recovery measures (:mod:`detrack_model.evaluation.recovery`) read.
 """
 
 from dataclasses import dataclass
@@ -34,6 +36,13 @@ class SequenceResult:
     visible: np.ndarray
     times: np.ndarray
     image_size: Optional[Tuple[int, int]] = None
+    # (N,) bool: the tracker declared the target lost (no box published), if it says so.
+    lost: Optional[np.ndarray] = None
+
+
+def lost_file(directory: str, name: str) -> str:
+    """Return the file of per-frame lost flags of sequence ``name`` under a tracker directory."""
+    return os.path.join(os.fspath(directory), name, f'{name}_lost.txt')
 
 
 def result_files(directory: str, name: str) -> Tuple[str, str]:
@@ -63,6 +72,9 @@ def write_sequence_result(result: SequenceResult, directory: str) -> str:
     box_file, time_file = result_files(directory, result.name)
     os.makedirs(os.path.dirname(box_file), exist_ok=True)
     _save_atomic(time_file, times[:, None], '%.8f')
+    if result.lost is not None:
+        _save_atomic(lost_file(directory, result.name),
+                     np.asarray(result.lost, dtype=np.int64).reshape(-1, 1), '%d')
     _save_atomic(box_file, boxes, '%.4f')
     return box_file
 
@@ -86,9 +98,14 @@ def read_sequence_result(directory: str, sequence: EvalSequence) -> SequenceResu
         _check_result_length(time_file, len(times), len(sequence))
     else:
         times = np.full(len(sequence), np.nan)
+    lost = None
+    flags_file = lost_file(directory, sequence.name)
+    if os.path.isfile(flags_file):
+        lost = _read_times(flags_file) > 0.5
+        _check_result_length(flags_file, len(lost), len(sequence))
     return SequenceResult(name=sequence.name, boxes=boxes, anno=sequence.anno,
                           visible=sequence.visible, times=times,
-                          image_size=sequence.image_size)
+                          image_size=sequence.image_size, lost=lost)
 
 
 def _save_atomic(path: str, values: np.ndarray, fmt: str) -> None:

@@ -48,6 +48,8 @@ def run_sequence(tracker: Any, sequence: EvalSequence, visualize: bool = False
     count = len(frames)
     boxes = np.empty((count, 4), dtype=np.float64)
     times = np.empty(count, dtype=np.float64)
+    # Trackers that declare a lost target (a ``lost`` attribute) have it recorded per frame.
+    lost = np.zeros(count, dtype=bool) if hasattr(tracker, 'lost') else None
     viewer = _Viewer(sequence.name) if visualize else None
     clock = time.perf_counter
     index = 0
@@ -66,6 +68,8 @@ def run_sequence(tracker: Any, sequence: EvalSequence, visualize: bool = False
             box, _ = tracker.track(image)
             times[index] = clock() - start
             boxes[index] = box
+            if lost is not None:
+                lost[index] = bool(tracker.lost)
             if viewer is not None:
                 viewer.show(image, boxes[index], sequence.anno[index])
     except Exception as error:
@@ -82,7 +86,8 @@ def run_sequence(tracker: Any, sequence: EvalSequence, visualize: bool = False
                       'recorded as 0,0,0,0', RuntimeWarning, stacklevel=2)
         boxes[bad] = 0.0
     return SequenceResult(name=sequence.name, boxes=boxes, anno=sequence.anno,
-                          visible=sequence.visible, times=times, image_size=image_size)
+                          visible=sequence.visible, times=times, image_size=image_size,
+                          lost=lost)
 
 
 def run_benchmark(tracker_factory: TrackerFactory, sequences: Sequence[EvalSequence],

@@ -1,9 +1,9 @@
 """
 Model bundles (safetensors weights + config) and export to other runtimes.
 
-The ONNX names (``export_onnx``, ``OnnxBackend``, ``OnnxModelError``) are imported on first
-use, so this package imports on a machine without onnx or onnxruntime as long as they are not
-asked for.
+The ONNX names (``export_onnx``, ``OnnxModelError``) are imported on first use, so this
+package imports on a machine without onnx as long as they are not asked for. Running an
+exported graph is the tracker's business: :mod:`detrack_model.tracking.backends`.
 """
 
 import importlib
@@ -14,11 +14,9 @@ from detrack_model.export.bundle import BundleError, load_bundle, save_bundle
 _LAZY = {
     'export_onnx': 'detrack_model.export.onnx',
     'OnnxModelError': 'detrack_model.export.onnx',
-    'OnnxBackend': 'detrack_model.export.onnx_backend',
 }
 
-__all__ = ['BundleError', 'export_onnx', 'load_bundle', 'OnnxBackend', 'OnnxModelError',
-           'save_bundle']
+__all__ = ['BundleError', 'export_onnx', 'load_bundle', 'OnnxModelError', 'save_bundle']
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """
 Export the tracking network to ONNX, with the metadata a runtime needs to drive it.
 
-The graph is :class:`~detrack_model.tracking.network.TrackingNetwork` fixed to one set-up
+The graph is :class:`~detrack_model.modeling.tracking_network.TrackingNetwork` fixed to one set-up
 (decoder layers, candidate elimination) and to batch 1:
 
 - inputs ``template`` (1, Hz, Wz, 3) and ``search`` (1, Hx, Wx, 3), uint8 RGB crops exactly
@@ -31,7 +31,7 @@ import detrack_model
 from detrack_model.config import ModelConfig
 from detrack_model.export.bundle import BundleError, CONFIG_ERRORS
 from detrack_model.modeling import DETRack
-from detrack_model.tracking.network import TrackingNetwork
+from detrack_model.modeling.tracking_network import TrackingNetwork
 import torch
 
 FORMAT = 'detrack-onnx/1'

@@ -1,15 +1,22 @@
 """
-One-to-many label assignment of DETRack (sec. 3.4).
+One-to-many label assignment of DETRack (sec. 3.4), and the alternatives of its Table 6.
 
 Every token (or decoder query) whose grid cell centre lies inside the GT box is a positive;
 its quality focal target is the IoU of its own predicted box with the GT, everything else
 targets 0. Box regression only supervises the top-k positives by predicted score.
+
+For the ablations: ``hard`` labels give every such positive the target 1; ``centre`` keeps the
+one prediction at the cell holding the GT centre (centreness-style, one-to-one); ``hungarian``
+keeps the prediction of least DETR matching cost (with one GT per image, bipartite matching is
+that minimum). The one-to-one assignments regress their single positive.
 """
 
 from typing import Optional
 
-from detrack_model.modeling.box_ops import box_iou, cxcywh_to_xyxy
+from detrack_model.modeling.box_ops import box_iou, cxcywh_to_xyxy, generalized_box_iou
 import torch
+
+ASSIGNMENTS = ('quality', 'hard', 'centre', 'hungarian')
 
 
 def cell_centres(cells: torch.Tensor, grid: int) -> torch.Tensor:
@@ -78,3 +85,35 @@ def topk_mask(scores: torch.Tensor, k: int,
     mask = torch.zeros_like(candidates).scatter(1, chosen, True)
     # topk returns k entries even when fewer are candidates; drop the -inf fillers.
     return mask & candidates
+
+
+def centre_positive(cells: torch.Tensor, gt_boxes: torch.Tensor, grid: int) -> torch.Tensor:
+    """Mark the (B, n) predictions at the cell holding the GT centre (none if it was dropped)."""
+    return cells == centre_cell(gt_boxes, grid)[:, None]
+
+
+def matching_cost(boxes: torch.Tensor, logits: torch.Tensor, gt_boxes: torch.Tensor,
+                  class_weight: float = 2.0, l1_weight: float = 5.0, giou_weight: float = 2.0,
+                  alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """
+    Return the (B, n) DETR matching cost of every prediction against its image's GT.
+
+    Deformable DETR's: the focal classification cost, the L1 distance of cxcywh boxes and
+    minus the generalized IoU, weighted 2, 5 and 2.
+    """
+    with torch.no_grad():
+        prob = logits.detach().float().sigmoid()
+        positive = alpha * (1 - prob) ** gamma * -(prob + 1e-8).log()
+        negative = (1 - alpha) * prob ** gamma * -(1 - prob + 1e-8).log()
+        pred, gt = boxes.detach().float(), gt_boxes.float()[:, None, :]
+        l1 = (pred - gt).abs().sum(-1)
+        giou = generalized_box_iou(cxcywh_to_xyxy(pred), cxcywh_to_xyxy(gt.expand_as(pred)))
+        return class_weight * (positive - negative) + l1_weight * l1 - giou_weight * giou
+
+
+def hungarian_positive(boxes: torch.Tensor, logits: torch.Tensor,
+                       gt_boxes: torch.Tensor) -> torch.Tensor:
+    """Mark, per image, the one prediction of least matching cost (one GT: the Hungarian match)."""
+    cost = matching_cost(boxes, logits, gt_boxes)
+    return torch.zeros_like(cost, dtype=torch.bool).scatter(1, cost.argmin(1, keepdim=True),
+                                                            True)

@@ -12,9 +12,10 @@ to receive a gradient).
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from detrack_model.losses.assignment import assign_positives, iou_targets, topk_mask
+from detrack_model.losses.assignment import (assign_positives, ASSIGNMENTS, centre_positive,
+                                             hungarian_positive, iou_targets, topk_mask)
 from detrack_model.losses.box_loss import box_losses
-from detrack_model.losses.denoising import DenoisingMeta, make_denoising_queries
+from detrack_model.losses.denoising import DenoisingMeta, DN_CONTENT, make_denoising_queries
 from detrack_model.losses.focal import centernet_focal_loss, quality_focal_loss
 from detrack_model.losses.heatmap import gaussian_heatmap
 from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
@@ -36,9 +37,14 @@ class LossConfig:
     giou_weight: float = 2.0
     # Quality focal loss modulating exponent (GFL and the paper use 2).
     beta: float = 2.0
-    # Boxes regressed per image and layer. The paper gives no k; with a target spanning about
-    # 4 x 4 cells of the 16 x 16 search grid (crop factor 4), 8 keeps the better half of the
-    # positives and drops the edge and corner cells the paper wants unsupervised.
+    # Classification assignment of the matching part (assignment.ASSIGNMENTS): quality
+    # (one-to-many, IoU targets: the paper's), hard (one-to-many, target 1), centre or
+    # hungarian (one-to-one).
+    assignment: str = 'quality'
+    # Boxes regressed per image and layer; 0: every positive. The paper gives no k; with a
+    # target spanning about 4 x 4 cells of the 16 x 16 search grid (crop factor 4), 8 keeps
+    # the better half of the positives and drops the edge and corner cells the paper wants
+    # unsupervised.
     topk: int = 8
     # Top-k among the positives (the paper's motivation: low-quality tokens *inside* the GT
     # box) or among all tokens/queries of the layer.
@@ -52,9 +58,22 @@ class LossConfig:
     dn_lambda1: float = 0.4
     dn_lambda2: float = 0.4
     dn_sees_matching: bool = True
+    # Content of the denoising queries (denoising.DN_CONTENT): centre/corner tokens (the
+    # paper's), centre/outside-box tokens, or learned label embeddings (the model then needs
+    # decoder.dn_labels).
+    dn_content: str = 'centre_corner'
     # OSTrack baseline: CenterNet focal loss weight and the Gaussian radius overlap.
     focal_weight: float = 1.0
     heatmap_min_overlap: float = 0.7
+
+    def __post_init__(self) -> None:
+        """Name a setting that has no meaning."""
+        if self.assignment not in ASSIGNMENTS:
+            raise ValueError(f'assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}')
+        if self.dn_content not in DN_CONTENT:
+            raise ValueError(f'dn_content must be one of {DN_CONTENT}, got {self.dn_content!r}')
+        if self.topk < 0:
+            raise ValueError(f'topk must be >= 0 (0: every positive), got {self.topk}')
 
 
 def _prepare(gt_boxes: torch.Tensor,
@@ -133,20 +152,38 @@ class DETRackCriterion(_Criterion):
             return None, None
         return make_denoising_queries(gt_boxes, cfg.grid, num_queries, cfg.dn_groups,
                                       cfg.dn_negatives, cfg.dn_lambda1, cfg.dn_lambda2,
-                                      generator, dn_sees_matching=cfg.dn_sees_matching)
+                                      generator, dn_sees_matching=cfg.dn_sees_matching,
+                                      content=cfg.dn_content)
 
     def matching_losses(self, boxes: torch.Tensor, logits: torch.Tensor, cells: torch.Tensor,
                         gt: torch.Tensor, valid: torch.Tensor) -> List[torch.Tensor]:
         """Return [qfl, l1, giou] of one set of (B, n) predictions at grid ``cells``."""
         cfg = self.config
-        positive = assign_positives(cells, gt, cfg.grid) & valid[:, None]
-        targets = iou_targets(boxes, gt, positive)
+        positive, chosen = self.assign(boxes, logits, cells, gt, valid)
+        if cfg.assignment == 'quality':
+            targets = iou_targets(boxes, gt, positive)
+        else:
+            targets = positive.to(logits.dtype)
         cls = torch.where(valid[:, None], quality_focal_loss(logits, targets, cfg.beta), 0.0)
         qfl = cls.sum() / self._normaliser(positive)
-        candidates = positive if cfg.topk_from_positives else valid[:, None].expand_as(positive)
-        chosen = topk_mask(logits, cfg.topk, candidates)
         l1, giou = box_losses(boxes, gt)
         return [qfl, self._masked_mean(l1, chosen), self._masked_mean(giou, chosen)]
+
+    def assign(self, boxes: torch.Tensor, logits: torch.Tensor, cells: torch.Tensor,
+               gt: torch.Tensor, valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return the (B, n) positives of classification and the predictions regressed."""
+        cfg = self.config
+        if cfg.assignment == 'centre':
+            positive = centre_positive(cells, gt, cfg.grid) & valid[:, None]
+            return positive, positive
+        if cfg.assignment == 'hungarian':
+            positive = hungarian_positive(boxes, logits, gt) & valid[:, None]
+            return positive, positive
+        positive = assign_positives(cells, gt, cfg.grid) & valid[:, None]
+        candidates = positive if cfg.topk_from_positives else valid[:, None].expand_as(positive)
+        if cfg.topk == 0:
+            return positive, candidates
+        return positive, topk_mask(logits, cfg.topk, candidates)
 
     def denoising_losses(self, boxes: torch.Tensor, logits: torch.Tensor,
                          meta: DenoisingMeta, gt: torch.Tensor,

@@ -5,6 +5,10 @@ Each group holds one positive query, whose content is the token at the cell cont
 centre and whose box is the GT with small noise, and ``negatives`` negative queries, whose
 content comes from corner cells of the GT box and whose boxes carry larger noise. The groups
 are appended after the K matching queries, group by group, positive first.
+
+The content can be chosen otherwise for the paper's Table 5: ``centre_outside`` takes the
+negatives' tokens from random cells outside the GT box, ``embedding`` replaces every token by
+a learned positive or negative label embedding of the model (as detection's DN-DETR does).
 """
 
 from dataclasses import dataclass
@@ -51,6 +55,27 @@ def corner_cells(gt_boxes: torch.Tensor, grid: int) -> torch.Tensor:
     return torch.stack((y0 * grid + x0, y0 * grid + x1, y1 * grid + x0, y1 * grid + x1), -1)
 
 
+# Where denoising queries take their content (positive / negatives).
+DN_CONTENT = ('centre_corner', 'centre_outside', 'embedding')
+
+
+def outside_cells(gt_boxes: torch.Tensor, grid: int, count: int,
+                  keys: torch.Tensor) -> torch.Tensor:
+    """
+    Return (B, G, count) random cells whose centres lie outside each (half-open) GT box.
+
+    ``keys`` (B, G, grid * grid) uniform numbers order the cells; a box that covers every
+    cell centre leaves only inside cells to pick from, and then those are taken.
+    """
+    cells = torch.arange(grid * grid, device=gt_boxes.device)
+    centres = (torch.stack((cells % grid, torch.div(cells, grid, rounding_mode='floor')), -1)
+               .float() + 0.5) / grid
+    corners = cxcywh_to_xyxy(gt_boxes.float())[:, None, :]
+    inside = ((centres[None] >= corners[..., :2]) & (centres[None] < corners[..., 2:])).all(-1)
+    ranked = keys + inside[:, None, :].to(keys.dtype)  # outside cells first
+    return ranked.argsort(-1)[..., :count]
+
+
 def denoising_attn_mask(num_matching: int, groups: int, group_size: int,
                         dn_sees_matching: bool = True,
                         device: Optional[torch.device] = None) -> torch.Tensor:
@@ -77,7 +102,8 @@ def make_denoising_queries(gt_boxes: torch.Tensor, grid: int, num_queries: int,
                            lambda2: float = 0.4,
                            generator: Optional[torch.Generator] = None,
                            min_size: float = 1e-3,
-                           dn_sees_matching: bool = True
+                           dn_sees_matching: bool = True,
+                           content: str = 'centre_corner'
                            ) -> Tuple[DenoisingQueries, DenoisingMeta]:
     """
     Make ``groups`` denoising groups per image from (B, 4) normalised cxcywh GT boxes.
@@ -91,8 +117,11 @@ def make_denoising_queries(gt_boxes: torch.Tensor, grid: int, num_queries: int,
     distinct corner cells, a random subset of the four per group. Boxes are clipped to the
     crop, at least ``min_size`` wide and high; a non-finite GT (an image without a target)
     is replaced by a centred box. ``generator`` makes it reproducible; random numbers are
-    drawn on its device and moved to the boxes' device.
+    drawn on its device and moved to the boxes' device. ``content`` is one of ``DN_CONTENT``
+    (see the module docstring); the boxes do not depend on it.
     """
+    if content not in DN_CONTENT:
+        raise ValueError(f'content must be one of {DN_CONTENT}, got {content!r}')
     if not 0 <= negatives <= 4:
         raise ValueError(f'negatives must be in 0..4 (one per GT corner), got {negatives}')
     if groups < 1:
@@ -127,8 +156,14 @@ def make_denoising_queries(gt_boxes: torch.Tensor, grid: int, num_queries: int,
     wh = boxes[..., 2:].clamp(min=min_size)
     xy = torch.minimum(torch.maximum(boxes[..., :2], wh / 2), 1 - wh / 2)
     boxes = torch.cat((xy, wh), -1)
+    if content == 'centre_outside':
+        # Drawn last, so the boxes are the same as with corner content for one generator.
+        chosen = outside_cells(gt, grid, negatives, draw(batch, groups, grid * grid))
+        grid_index = torch.cat((centre, chosen), 2).reshape(batch, queries)
     mask = denoising_attn_mask(num_queries, groups, size, dn_sees_matching, device)
     meta = DenoisingMeta(positive=positive,
                          group=torch.arange(groups, device=device).repeat_interleave(size),
                          num_matching=num_queries, groups=groups, negatives=negatives)
-    return DenoisingQueries(grid_index=grid_index, boxes=boxes, attn_mask=mask), meta
+    labels = positive.long()[None, :].expand(batch, -1) if content == 'embedding' else None
+    return DenoisingQueries(grid_index=grid_index, boxes=boxes, attn_mask=mask,
+                            labels=labels), meta

@@ -10,7 +10,7 @@ then refines every box in inverse-sigmoid space and a shared linear layer scores
 import math
 from typing import List, Optional, Tuple
 
-from detrack_model.config import DecoderConfig
+from detrack_model.config import DecoderConfig, validate_decoder_layers
 from detrack_model.modeling.box_ops import inverse_sigmoid
 from detrack_model.modeling.position_encoding import sine_box_embedding
 from detrack_model.ops import deformable_attention
@@ -158,9 +158,8 @@ class DeformableDecoder(nn.Module):
 
         ``num_layers`` stops after the first n layers (1..L), trading accuracy for speed.
         """
+        validate_decoder_layers(num_layers, self.config.layers)
         layers = self.config.layers if num_layers is None else num_layers
-        if not 1 <= layers <= self.config.layers:
-            raise ValueError(f'num_layers must be in 1..{self.config.layers}, got {num_layers}')
         outputs = []
         reference = boxes.detach()
         for layer in self.layers[:layers]:

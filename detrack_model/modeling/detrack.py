@@ -25,6 +25,8 @@ class DenoisingQueries:
     grid_index: torch.Tensor           # (B, D) search-grid cell whose token is the content
     boxes: torch.Tensor                # (B, D, 4) noised cxcywh boxes
     attn_mask: torch.Tensor            # (K + D, K + D) bool, True = may not attend
+    # (B, D) long, 1 = positive: content from the model's label embeddings instead of tokens.
+    labels: Optional[torch.Tensor] = None
 
 
 class DETRack(nn.Module):
@@ -41,6 +43,8 @@ class DETRack(nn.Module):
                                             nn.LayerNorm(dec.hidden))
             self.query_selection = QuerySelection(dec.hidden, dec.num_queries, dec.anchor_size)
             self.decoder = DeformableDecoder(dec)
+            if dec.dn_labels:
+                self.dn_label_embed = nn.Embedding(2, dec.hidden)
         else:
             self.box_head = CenterHead(config.encoder.dim, config.conv_head.channels, grid)
         if config.masked:
@@ -66,9 +70,7 @@ class DETRack(nn.Module):
         proposals = self.query_selection(memory, encoded.search_index, grid)
         content, boxes, attn_mask = proposals.content, proposals.boxes, None
         if denoising is not None:
-            dense = scatter_to_grid(memory, encoded.search_index, grid * grid)
-            dn_content = dense.gather(1, denoising.grid_index.unsqueeze(-1).expand(
-                -1, -1, memory.shape[-1]))
+            dn_content = self._denoising_content(denoising, memory, encoded.search_index)
             content = torch.cat((content, dn_content), 1)
             boxes = torch.cat((boxes, denoising.boxes), 1)
             attn_mask = denoising.attn_mask
@@ -90,6 +92,18 @@ class DETRack(nn.Module):
         if denoising is not None:
             outputs['dn_layers'] = [(b[:, k:], s[:, k:]) for b, s in layers]
         return outputs
+
+    def _denoising_content(self, denoising: DenoisingQueries, memory: torch.Tensor,
+                           index: torch.Tensor) -> torch.Tensor:
+        """Return the (B, D, hidden) content of denoising queries: tokens, or label embeddings."""
+        if denoising.labels is not None:
+            if not hasattr(self, 'dn_label_embed'):
+                raise ValueError('denoising queries with labels need a model built with '
+                                 'decoder.dn_labels: true')
+            return self.dn_label_embed(denoising.labels)
+        dense = scatter_to_grid(memory, index, self.config.search_grid ** 2)
+        return dense.gather(1, denoising.grid_index.unsqueeze(-1).expand(
+            -1, -1, memory.shape[-1]))
 
     def _conv_head(self, tokens: torch.Tensor, index: torch.Tensor) -> Dict[str, Any]:
         """Run the conv head on the full grid, dropped tokens zero-padded."""

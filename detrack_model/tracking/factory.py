@@ -14,9 +14,11 @@ import pathlib
 import tempfile
 from typing import Optional, Union
 
+from detrack_model.config import validate_decoder_layers
 from detrack_model.devices import resolve_device
 from detrack_model.export.bundle import load_bundle, read_model_config
-from detrack_model.tracking.backends import Backend, TorchBackend
+from detrack_model.tracking.backends import Backend
+from detrack_model.tracking.backends.torch_backend import TorchBackend
 from detrack_model.tracking.tracker import Tracker, TrackerConfig
 import torch
 
@@ -93,7 +95,7 @@ def build_backend(model: Union[str, pathlib.Path], runtime: RuntimeConfig) -> Ba
 
 def onnx_backend(path: Union[str, pathlib.Path], runtime: RuntimeConfig) -> Backend:
     """Load an exported file into onnxruntime on the device and threads ``runtime`` names."""
-    from detrack_model.export.onnx_backend import OnnxBackend
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
     providers = None
     if runtime.device != 'cpu' and resolve_device(runtime.device).type == 'cuda':
         providers = ['CUDAExecutionProvider', 'CPUExecutionProvider']
@@ -111,8 +113,7 @@ def check_decoder_layers(backend: Backend, model: Union[str, pathlib.Path],
     total = model_decoder_layers(model)
     if total == 0:
         raise ValueError(f'{model} has the conv head: it has no decoder layers to choose')
-    if num_layers is not None and not 1 <= num_layers <= total:
-        raise ValueError(f'decoder layers must be in 1..{total}, got {num_layers}')
+    validate_decoder_layers(num_layers, total)
     if not isinstance(backend, TorchBackend) and pathlib.Path(model).suffix == '.onnx':
         raise ValueError(f'{model} is an exported ONNX graph with {total} decoder layers built '
                          'in; export another depth, or load the bundle instead')

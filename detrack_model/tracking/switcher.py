@@ -19,7 +19,7 @@ import time
 from typing import Callable, Optional, Union
 
 from detrack_model.export.worker import export_in_subprocess, ExportCancelled
-from detrack_model.tracking.backends import TorchBackend
+from detrack_model.tracking.backends.torch_backend import TorchBackend
 from detrack_model.tracking.factory import check_decoder_layers, onnx_backend, RuntimeConfig
 from detrack_model.tracking.tracker import Tracker
 import numpy as np

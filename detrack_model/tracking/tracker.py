@@ -22,6 +22,16 @@ box) and by at most the factor ``max_scale_step`` per frame; the centre follows 
 0.586 without damping, the shipped model) and bound the area change between two frames to
 1.44x.
 
+Motion (``motion``): the centre's velocity over confident frames (an average of their
+displacements) keeps moving the state while the score is low or the target lost, slowing down
+frame by frame, so a short occlusion of a moving target is searched where it went.
+
+Re-detection (``redetect``): once the target has been lost for ``redetect_after`` frames, every
+frame also searches ``redetect_tiles`` squares of a grid of search regions (at the last known
+scale, half-overlapping) covering the whole frame, in turn; a candidate scoring at least
+``redetect_threshold`` there brings the target back (``reacquisitions`` counts them). The
+extra cost is ``redetect_tiles`` network runs per lost frame, and one more on a find.
+
 Frame size: the state is in the pixels of the frames it was tracked in. A frame of another
 size is not tracked: :class:`FrameSizeChanged` is raised and nothing changes, so one odd frame
 in a stream (a 1x1 or a thumbnail) costs that frame only. When the next frame has the new size
@@ -33,7 +43,7 @@ target is declared lost so that the wider search finds it again.
 from dataclasses import dataclass, replace
 import logging
 import math
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 from detrack_model.data.crops import (covers_only_image, CropTransform, mean_colour,
@@ -67,6 +77,15 @@ class TrackerConfig:
     min_size: float = 2.0
     size_rate: float = 0.5
     max_scale_step: float = 1.2
+    motion: bool = False
+    # Weight of the newest displacement in the velocity average, and its decay per frame
+    # while the target is not confidently seen.
+    motion_rate: float = 0.5
+    motion_decay: float = 0.8
+    redetect: bool = False
+    redetect_after: int = 5
+    redetect_tiles: int = 2
+    redetect_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         """Reject settings that cannot work."""
@@ -85,6 +104,15 @@ class TrackerConfig:
             raise ValueError(f'size_rate must be in (0, 1], got {self.size_rate}')
         if not self.max_scale_step > 1.0:
             raise ValueError(f'max_scale_step must be > 1, got {self.max_scale_step}')
+        if not (0.0 < self.motion_rate <= 1.0 and 0.0 <= self.motion_decay <= 1.0):
+            raise ValueError('motion_rate must be in (0, 1] and motion_decay in [0, 1], got '
+                             f'{self.motion_rate}, {self.motion_decay}')
+        if self.redetect_after < 0 or self.redetect_tiles < 1:
+            raise ValueError('redetect_after must be >= 0 and redetect_tiles >= 1, got '
+                             f'{self.redetect_after}, {self.redetect_tiles}')
+        if not 0.0 <= self.redetect_threshold <= 1.0:
+            raise ValueError(f'redetect_threshold must be in [0, 1], got '
+                             f'{self.redetect_threshold}')
 
 
 class Tracker:
@@ -119,6 +147,14 @@ class Tracker:
         self.frame_size: Optional[Tuple[int, int]] = None
         self._new_size: Optional[Tuple[int, int]] = None
         self.size_changes = 0
+        # Centre velocity in pixels per frame (motion), and the next re-detection tile.
+        self.velocity = np.zeros(2)
+        # Centre and frame index of the last confident box (for the velocity).
+        self._seen_centre = np.zeros(2)
+        self._seen_at = 0
+        self._next_tile = 0
+        self.frames_lost = 0
+        self.reacquisitions = 0
 
     # -- public API ------------------------------------------------------------------------
 
@@ -172,6 +208,10 @@ class Tracker:
         self.frame_index = 0
         self.frame_size = (image.shape[1], image.shape[0])
         self._new_size = None
+        self.velocity = np.zeros(2)
+        self._seen_centre, self._seen_at = _centre(box), 0
+        self._next_tile = 0
+        self.frames_lost = 0
 
     def track(self, frame: np.ndarray, bgr: bool = False) -> Tuple[np.ndarray, float]:
         """Locate the target in ``frame``; return its box x, y, w, h and the network's score."""
@@ -198,6 +238,10 @@ class Tracker:
             box = damp_size(box, self.state, score, config.size_rate, config.max_scale_step)
         box = clip_box(box, image.shape[1], image.shape[0], config.clip_margin, config.min_size)
         self._update_state(box, score)
+        if self.lost and config.redetect and self.frames_lost > config.redetect_after:
+            found = self._redetect(image, bgr)
+            if found is not None:
+                box, score = found
         self.frame_index += 1
         return box, score
 
@@ -232,7 +276,15 @@ class Tracker:
             if self.lost:
                 LOG.info('target recovered at frame %d (score %.2f)', self.frame_index + 1,
                          score)
+            if config.motion:
+                centre = _centre(box)
+                frames = max(1, self.frame_index - self._seen_at)
+                if not self.lost:  # a re-found target says nothing about its speed
+                    moved = (centre - self._seen_centre) / frames
+                    self.velocity += config.motion_rate * (moved - self.velocity)
+                self._seen_centre, self._seen_at = centre, self.frame_index
             self.frames_below = 0
+            self.frames_lost = 0
             self.lost = False
             self.state = box
             return
@@ -244,6 +296,56 @@ class Tracker:
         if not self.lost:
             # Short dips (blur, partial occlusion) are normal: keep following until lost.
             self.state = box
+            return
+        self.frames_lost += 1
+        if config.motion:
+            # Coast: the search region keeps moving as the target did, ever slower.
+            self.velocity *= config.motion_decay
+            self.state = self.state + np.array([*self.velocity, 0.0, 0.0])
+
+    def _redetect(self, image: np.ndarray, bgr: bool) -> Optional[Tuple[np.ndarray, float]]:
+        """Search the next tiles of the whole frame; take a confident candidate back."""
+        config = self.config
+        side = config.search_factor * math.sqrt(self.state[2] * self.state[3])
+        tiles = frame_tiles(image.shape[1], image.shape[0], side)
+        best: Optional[Tuple[float, np.ndarray]] = None
+        size = self.backend.search_size
+        for _ in range(min(config.redetect_tiles, len(tiles))):
+            x, y = tiles[self._next_tile % len(tiles)]
+            self._next_tile += 1
+            transform = CropTransform(scale=size / side, offset=(x, y), size=size)
+            self._crop(image, transform, self._search, bgr)
+            candidate = self._best_candidate(transform, window=False)
+            if best is None or candidate[0] > best[0]:
+                best = candidate
+        if best is None or best[0] < config.redetect_threshold:
+            return None
+        # A tile may cut the target: search once more, centred on what it found.
+        transform = search_transform(best[1], config.search_factor, size)
+        self._crop(image, transform, self._search, bgr)
+        refined = self._best_candidate(transform, window=True)
+        if refined[0] >= config.redetect_threshold:
+            best = refined
+        box = clip_box(best[1], image.shape[1], image.shape[0], config.clip_margin,
+                       config.min_size)
+        LOG.info('target re-detected at frame %d (score %.2f)', self.frame_index + 1, best[0])
+        self.state, self.score, self.lost = box, best[0], False
+        self.frames_below = self.frames_lost = 0
+        self.velocity = np.zeros(2)
+        self._seen_centre, self._seen_at = _centre(box), self.frame_index
+        self.reacquisitions += 1
+        return box, best[0]
+
+    def _best_candidate(self, transform: CropTransform,
+                        window: bool) -> Tuple[float, np.ndarray]:
+        """Run the network on the search crop; return its best score and box in the image."""
+        boxes, scores, cells = self.backend.infer(self._search)
+        weighted = scores * self._window[cells] if window and self.config.hanning else scores
+        index = int(np.argmax(weighted))
+        size = self.backend.search_size
+        cx, cy, w, h = (float(v) * size for v in boxes[index])
+        return float(scores[index]), transform.box_to_image(
+            np.array([cx - 0.5 * w, cy - 0.5 * h, w, h]))
 
     def _crop(self, image: np.ndarray, transform: CropTransform, out: np.ndarray,
               bgr: bool) -> None:
@@ -271,6 +373,25 @@ class Tracker:
                        borderValue=border)
         if bgr:
             cv2.cvtColor(target, cv2.COLOR_BGR2RGB, dst=out)
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return np.array([box[0] + 0.5 * box[2], box[1] + 0.5 * box[3]])
+
+
+def frame_tiles(width: int, height: int, side: float) -> List[Tuple[float, float]]:
+    """
+    Return the top-left corners of squares of ``side`` covering a frame, half-overlapping.
+
+    Rows and columns are spread evenly from edge to edge (a square larger than the frame is
+    centred on it), so every pixel lies in at least one square.
+    """
+    def starts(length: int) -> List[float]:
+        if side >= length:
+            return [0.5 * (length - side)]
+        count = math.ceil((length - side) / (0.5 * side)) + 1
+        return [i * (length - side) / (count - 1) for i in range(count)]
+    return [(x, y) for y in starts(height) for x in starts(width)]
 
 
 def damp_size(box: np.ndarray, previous: np.ndarray, score: float, rate: float,

@@ -1,48 +1,14 @@
-"""
-Inference backends: what the Tracker calls to run the network on one pair of crops.
-
-A backend takes crops exactly as the cropper writes them — (H, W, 3) uint8 RGB, C-contiguous
-— and returns NumPy arrays for one image:
-
-- ``set_template(crop)`` stores the template (the network is one-stream: the template goes
-  through the encoder with every search crop, so there is nothing to precompute);
-- ``infer(crop) -> (boxes (K, 4) float32 normalised cx, cy, w, h; scores (K,) float32;
-  cells (K,) int64 search-grid cells)``;
-- ``release()`` frees what the backend holds on its device.
-
-:class:`TorchBackend` lives here; the onnxruntime one in
-:mod:`detrack_model.export.onnx_backend`. Both run :class:`TrackingNetwork`.
-"""
+"""PyTorch inference backend: the tracking network on a CPU or a GPU."""
 
 import contextlib
-import logging
-from typing import Optional, Protocol, Tuple
+from typing import Optional
 
+from detrack_model.config import validate_decoder_layers
 from detrack_model.modeling import DETRack
-from detrack_model.tracking.network import TrackingNetwork
+from detrack_model.modeling.tracking_network import TrackingNetwork
+from detrack_model.tracking.backends import Candidates
 import numpy as np
 import torch
-
-LOG = logging.getLogger(__name__)
-Candidates = Tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-class Backend(Protocol):
-    """What the Tracker needs from an inference backend."""
-
-    template_size: int
-    search_size: int
-    grid: int
-    name: str
-
-    def set_template(self, crop: np.ndarray) -> None:
-        """Store the (Hz, Wz, 3) uint8 template crop."""
-
-    def infer(self, crop: np.ndarray) -> Candidates:
-        """Run the network on a (Hx, Wx, 3) uint8 search crop."""
-
-    def release(self) -> None:
-        """Free device memory; the backend is unusable afterwards."""
 
 
 class TorchBackend:
@@ -85,9 +51,7 @@ class TorchBackend:
 
     def set_decoder_layers(self, num_layers: Optional[int]) -> None:
         """Run the first ``num_layers`` decoder layers from the next frame on (None = all)."""
-        total = self.network.model.config.decoder.layers
-        if num_layers is not None and not 1 <= num_layers <= total:
-            raise ValueError(f'decoder layers must be in 1..{total}, got {num_layers}')
+        validate_decoder_layers(num_layers, self.network.model.config.decoder.layers)
         self.network.num_layers = num_layers
 
     def set_template(self, crop: np.ndarray) -> None:

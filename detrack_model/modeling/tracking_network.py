@@ -20,6 +20,7 @@ fewer operators, which is faster at the sizes the tracker runs on CPUs.
 
 from typing import Optional, Tuple
 
+from detrack_model.config import validate_decoder_layers
 from detrack_model.data.processing import IMAGENET_MEAN, IMAGENET_STD
 from detrack_model.modeling import DETRack
 from detrack_model.modeling.head_layout import uniform_head_widths
@@ -34,10 +35,8 @@ class TrackingNetwork(nn.Module):
                  candidate_elimination: bool = True, pad_heads: bool = True) -> None:
         super().__init__()
         config = model.config
-        if num_layers is not None and config.head == 'decoder' and not (
-                1 <= num_layers <= config.decoder.layers):
-            raise ValueError(f'decoder layers must be in 1..{config.decoder.layers}, '
-                             f'got {num_layers}')
+        if config.head == 'decoder':
+            validate_decoder_layers(num_layers, config.decoder.layers)
         self.model = uniform_head_widths(model) if pad_heads else model
         self.num_layers = num_layers
         self.candidate_elimination = candidate_elimination

@@ -1,0 +1,76 @@
+"""
+What a tracker does while the target is away, and after it comes back.
+
+An absence spell is a maximal run of frames in which the target is not visible (absent, fully
+occluded or out of view), after the first frame. For each spell that ends before the sequence
+does, the tracker *recovers* if, within ``window`` frames of the target's return, its box
+overlaps the ground truth with IoU above ``min_iou`` while it does not call the target lost.
+*False tracking* counts absent frames on which the tracker published a box (it did not call the
+target lost): a robot would steer toward something that is not there.
+"""
+
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+from detrack_model.evaluation.metrics import rect_iou
+from detrack_model.evaluation.results import SequenceResult
+import numpy as np
+
+
+@dataclass
+class RecoveryScores:
+    """Recovery and false tracking over a set of sequences."""
+
+    spells: int
+    recovered: int
+    absent_frames: int
+    false_tracking: int
+
+    @property
+    def recovery_rate(self) -> float:
+        """Return the fraction of absence spells recovered from (nan without spells)."""
+        return self.recovered / self.spells if self.spells else float('nan')
+
+    @property
+    def false_tracking_rate(self) -> float:
+        """Return the fraction of absent frames with a published box (nan without any)."""
+        return self.false_tracking / self.absent_frames if self.absent_frames else float('nan')
+
+
+def absence_spells(visible: np.ndarray) -> List[Tuple[int, int]]:
+    """Return (first, end) frame ranges of the runs of invisible frames after frame 0."""
+    hidden = ~np.asarray(visible, dtype=bool)
+    hidden[0] = False
+    spells, start = [], None
+    for index, value in enumerate(hidden):
+        if value and start is None:
+            start = index
+        elif not value and start is not None:
+            spells.append((start, index))
+            start = None
+    if start is not None:
+        spells.append((start, len(hidden)))
+    return spells
+
+
+def sequence_recovery(result: SequenceResult, window: int = 30,
+                      min_iou: float = 0.3) -> RecoveryScores:
+    """Score one sequence (a tracker without lost flags publishes a box on every frame)."""
+    lost = result.lost if result.lost is not None else np.zeros(len(result.boxes), bool)
+    iou = rect_iou(result.boxes, np.nan_to_num(np.asarray(result.anno, dtype=np.float64)))
+    hit = (iou > min_iou) & ~lost & np.asarray(result.visible, dtype=bool)
+    spells = absence_spells(result.visible)
+    recovered = sum(bool(hit[end:end + window].any()) for _, end in spells if end < len(hit))
+    ending = sum(1 for _, end in spells if end < len(hit))
+    absent = np.zeros(len(hit), bool)
+    for start, end in spells:
+        absent[start:end] = True
+    return RecoveryScores(ending, recovered, int(absent.sum()), int((absent & ~lost).sum()))
+
+
+def recovery(results: Sequence[SequenceResult], window: int = 30,
+             min_iou: float = 0.3) -> RecoveryScores:
+    """Sum :func:`sequence_recovery` over ``results``."""
+    parts = [sequence_recovery(r, window, min_iou) for r in results]
+    return RecoveryScores(*(sum(getattr(p, f) for p in parts)
+                            for f in ('spells', 'recovered', 'absent_frames', 'false_tracking')))

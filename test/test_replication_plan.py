@@ -1,0 +1,35 @@
+"""The replication plan: every run builds a valid recipe that differs from the base as stated."""
+
+from detrack_model.cli.train import apply_overrides
+from detrack_model.engine.recipe import recipe_from_dict
+import pytest
+from tools.run_replication import base_recipe, command, planned_runs
+import yaml
+
+
+@pytest.mark.parametrize('gpu', [False, True], ids=['cpu', 'gpu'])
+def test_every_planned_run_is_a_valid_recipe(gpu):
+    """Base plus overrides plus seed parses; only the named keys change."""
+    base = yaml.safe_load(base_recipe(gpu).read_text())
+    reference = recipe_from_dict(yaml.safe_load(base_recipe(gpu).read_text())).to_dict()
+    runs = planned_runs(gpu=gpu)
+    assert {run.name for run in runs} >= {'full', 'no_dn', 'hungarian', 'conv_head'}
+    assert len({run.label for run in runs}) == len(runs)
+    for run in runs:
+        data = apply_overrides(yaml.safe_load(yaml.safe_dump(base)),
+                               [f'optim.seed={run.seed}', *run.overrides])
+        recipe = recipe_from_dict(data, run.label).to_dict()
+        changed = {f'{section}.{key}' for section in ('model', 'loss', 'optim')
+                   for key in set(recipe[section]) | set(reference[section])
+                   if recipe[section].get(key) != reference[section].get(key)}
+        stated = [setting.split('=')[0] for setting in run.overrides] + ['optim.seed']
+        for key in changed:
+            assert any(s == key or s.startswith(key + '.') for s in stated), (run.label, key)
+        line = command(run, gpu)
+        assert '--resume' in line and f'optim.seed={run.seed}' in line
+
+
+def test_unknown_runs_are_named():
+    """--only with a name the plan lacks is an error naming it."""
+    with pytest.raises(ValueError, match='not_a_run'):
+        planned_runs(only=['not_a_run'])
