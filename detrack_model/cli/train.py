@@ -9,13 +9,12 @@ output directory (or the one named). Ctrl-C or SIGTERM saves a checkpoint before
 
 import argparse
 import logging
-import pathlib
 import signal
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from detrack_model.engine.checkpoints import CheckpointError
-from detrack_model.engine.recipe import Recipe, recipe_from_dict
+from detrack_model.engine.recipe import read_recipe_file, Recipe, recipe_from_dict
 from detrack_model.engine.trainer import Trainer
 import yaml
 
@@ -52,24 +51,31 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
+def recipe_data(args: argparse.Namespace,
+                extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Return ``args.config`` as a dictionary with ``extra`` values and ``--set`` applied."""
+    data = read_recipe_file(args.config)
+    data.update(extra or {})
+    return apply_overrides(data, args.overrides)
+
+
 def read_recipe(args: argparse.Namespace, extra: Optional[Dict[str, Any]] = None) -> Recipe:
     """Load ``args.config`` with ``extra`` top-level values and ``--set`` overrides applied."""
-    path = pathlib.Path(args.config)
-    if not path.is_file():
-        raise ValueError(f'recipe not found: {path}')
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f'{path}: expected a mapping at the top level')
-    data.update(extra or {})
-    return recipe_from_dict(apply_overrides(data, args.overrides), str(path))
+    return recipe_from_dict(recipe_data(args, extra), str(args.config))
 
 
-def run_training(recipe: Recipe, args: argparse.Namespace) -> int:
-    """Train ``recipe``; return 0 when it completes, 130 when interrupted (after saving)."""
+def run_training(recipe: Recipe, args: argparse.Namespace,
+                 trainer_class: Callable[..., Any] = Trainer) -> int:
+    """
+    Train ``recipe``; return 0 when it completes, 130 when interrupted (after saving).
+
+    ``trainer_class`` builds the loop from (recipe, output, device, progress): the tracker's
+    :class:`Trainer`, or anything with its ``resume``/``fit``/``save``/``close``.
+    """
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        trainer = Trainer(recipe, args.output, args.device, progress=not args.no_progress)
-    except ValueError as error:
+        trainer = trainer_class(recipe, args.output, args.device, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
         logging.error('%s', error)
         return 2
     try:
@@ -89,7 +95,7 @@ def run_training(recipe: Recipe, args: argparse.Namespace) -> int:
     finally:
         trainer.close()
     if trainer.dist.is_main:
-        print(f'final bundle: {bundle}')
+        print(f'final result: {bundle}')
     return 0
 
 

@@ -137,3 +137,37 @@ def resume_newest(root: pathlib.Path, path: Optional[str],
         raise CheckpointError(f'none of the {len(candidates)} checkpoints in '
                               f'{root / "checkpoints"} is intact; see the warnings above')
     return False
+
+
+def loop_state(step: int, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
+               device: torch.device, **extra: Any) -> Dict[str, Any]:
+    """Collect a training loop's state besides the weights: what ``state.pt`` holds."""
+    state = {'step': step, 'optimizer': optimizer.state_dict(),
+             'scheduler': scheduler.state_dict(), 'scaler': scaler.state_dict(),
+             'torch_rng': torch.get_rng_state(), **extra}
+    if device.type == 'cuda':
+        state['cuda_rng'] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_loop(checkpoint: pathlib.Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: Any, scaler: Any, device: torch.device) -> Dict[str, Any]:
+    """
+    Load a checkpoint into a training loop (weights, optimizer, scheduler, scaler, RNGs).
+
+    Return the whole state for the loop's own counters; a state that does not fit raises
+    :class:`CheckpointError`.
+    """
+    state = load_checkpoint(checkpoint, model)
+    try:
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        scaler.load_state_dict(state['scaler'])
+        torch.set_rng_state(state['torch_rng'])
+        if 'cuda_rng' in state and device.type == 'cuda':
+            torch.cuda.set_rng_state(state['cuda_rng'], device)
+        state['step'] = int(state['step'])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f'{checkpoint}/state.pt does not fit this run: '
+                              f'{type(error).__name__}: {error}') from None
+    return state

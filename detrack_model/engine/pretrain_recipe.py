@@ -7,13 +7,11 @@ are errors, as in training recipes.
 """
 
 from dataclasses import asdict, dataclass, field, fields
-import pathlib
 from typing import Any, Dict, Optional
 
 from detrack_model.config import build_dataclass, ModelConfig
-from detrack_model.engine.recipe import CheckpointRecipe, model_from_spec
+from detrack_model.engine.recipe import CheckpointRecipe, model_from_spec, read_recipe_file
 from detrack_model.modeling.mae import MaeConfig
-import yaml
 
 
 @dataclass
@@ -97,10 +95,4 @@ def pretrain_recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Pr
 
 def load_pretrain_recipe(path: str) -> PretrainRecipe:
     """Read a YAML pretraining recipe."""
-    file = pathlib.Path(path)
-    if not file.is_file():
-        raise ValueError(f'recipe not found: {path}')
-    data = yaml.safe_load(file.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f'{path}: expected a mapping at the top level')
-    return pretrain_recipe_from_dict(data, str(path))
+    return pretrain_recipe_from_dict(read_recipe_file(path), str(path))

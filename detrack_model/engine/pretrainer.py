@@ -19,7 +19,7 @@ from detrack_model.data import PairProcessing, worker_init
 from detrack_model.data.pretrain_crops import PretrainCrops
 from detrack_model.data.synthetic.sources import source_set
 from detrack_model.engine import distributed
-from detrack_model.engine.checkpoints import (CheckpointError, load_checkpoint, resume_newest,
+from detrack_model.engine.checkpoints import (loop_state, restore_loop, resume_newest,
                                               save_checkpoint)
 from detrack_model.engine.metrics_log import MetricsLog
 from detrack_model.engine.pretrain_recipe import PretrainRecipe
@@ -182,12 +182,8 @@ class Pretrainer:
 
     def state(self) -> Dict[str, Any]:
         """Collect everything but the weights needed to continue exactly."""
-        state = {'step': self.step, 'optimizer': self.optimizer.state_dict(),
-                 'scheduler': self.scheduler.state_dict(), 'scaler': self.scaler.state_dict(),
-                 'torch_rng': torch.get_rng_state(), 'wall_time_s': self.wall_time_s()}
-        if self.device.type == 'cuda':
-            state['cuda_rng'] = torch.cuda.get_rng_state(self.device)
-        return state
+        return loop_state(self.step, self.optimizer, self.scheduler, self.scaler, self.device,
+                          wall_time_s=self.wall_time_s())
 
     def save(self) -> None:
         """Checkpoint on rank 0 while the others wait."""
@@ -202,19 +198,9 @@ class Pretrainer:
         return resume_newest(self.output, path, self._restore, self.dist.is_main)
 
     def _restore(self, checkpoint: pathlib.Path) -> None:
-        state = load_checkpoint(checkpoint, self.model)
-        try:
-            self.optimizer.load_state_dict(state['optimizer'])
-            self.scheduler.load_state_dict(state['scheduler'])
-            self.scaler.load_state_dict(state['scaler'])
-            torch.set_rng_state(state['torch_rng'])
-            if 'cuda_rng' in state and self.device.type == 'cuda':
-                torch.cuda.set_rng_state(state['cuda_rng'], self.device)
-            step, wall = int(state['step']), float(state.get('wall_time_s', 0.0))
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f'{checkpoint}/state.pt does not fit this run: '
-                                  f'{type(error).__name__}: {error}') from None
-        self.step, self.previous_wall_s = step, wall
+        state = restore_loop(checkpoint, self.model, self.optimizer, self.scheduler, self.scaler,
+                             self.device)
+        self.step, self.previous_wall_s = state['step'], float(state.get('wall_time_s', 0.0))
         self._started = time.perf_counter()
         if self.dist.is_main:
             LOG.info('resumed from %s at step %d', checkpoint, self.step)

@@ -145,12 +145,17 @@ def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
     return recipe
 
 
-def load_recipe(path: str) -> Recipe:
-    """Read a YAML recipe."""
+def read_recipe_file(path: str) -> Dict[str, Any]:
+    """Return a YAML recipe file as a dictionary; ValueError when missing or not a mapping."""
     file = pathlib.Path(path)
     if not file.is_file():
         raise ValueError(f'recipe not found: {path}')
     data = yaml.safe_load(file.read_text())
     if not isinstance(data, dict):
         raise ValueError(f'{path}: expected a mapping at the top level')
-    return recipe_from_dict(data, str(path))
+    return data
+
+
+def load_recipe(path: str) -> Recipe:
+    """Read a YAML recipe."""
+    return recipe_from_dict(read_recipe_file(path), str(path))

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from detrack_model.data import worker_init
 from detrack_model.engine import distributed
-from detrack_model.engine.checkpoints import (CheckpointError, load_checkpoint, resume_newest,
+from detrack_model.engine.checkpoints import (loop_state, restore_loop, resume_newest,
                                               save_checkpoint)
 from detrack_model.engine.data import build_pair_dataset, collate_pairs, materialise_all
 from detrack_model.engine.metrics_log import MetricsLog
@@ -228,13 +228,8 @@ class Trainer:
 
     def state(self) -> Dict[str, Any]:
         """Collect everything but the weights needed to continue exactly."""
-        state = {'step': self.step, 'optimizer': self.optimizer.state_dict(),
-                 'scheduler': self.scheduler.state_dict(), 'scaler': self.scaler.state_dict(),
-                 'torch_rng': torch.get_rng_state(), 'skipped': self.skipped,
-                 'wall_time_s': self.wall_time_s()}
-        if self.device.type == 'cuda':
-            state['cuda_rng'] = torch.cuda.get_rng_state(self.device)
-        return state
+        return loop_state(self.step, self.optimizer, self.scheduler, self.scaler, self.device,
+                          skipped=self.skipped, wall_time_s=self.wall_time_s())
 
     def save(self) -> None:
         """Checkpoint on rank 0 while the others wait (after checking they agree)."""
@@ -257,21 +252,11 @@ class Trainer:
 
     def _restore(self, checkpoint: pathlib.Path) -> None:
         """Load one checkpoint into the model, optimizer, scheduler, scaler and RNGs."""
-        state = load_checkpoint(checkpoint, self.model)
-        try:
-            self.optimizer.load_state_dict(state['optimizer'])
-            self.scheduler.load_state_dict(state['scheduler'])
-            self.scaler.load_state_dict(state['scaler'])
-            torch.set_rng_state(state['torch_rng'])
-            if 'cuda_rng' in state and self.device.type == 'cuda':
-                torch.cuda.set_rng_state(state['cuda_rng'], self.device)
-            step = int(state['step'])
-            skipped = int(state.get('skipped', 0))
-            previous_wall_s = float(state.get('wall_time_s', 0.0))
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f'{checkpoint}/state.pt does not fit this run: '
-                                  f'{type(error).__name__}: {error}') from None
-        self.step, self.skipped, self.previous_wall_s = step, skipped, previous_wall_s
+        state = restore_loop(checkpoint, self.model, self.optimizer, self.scheduler, self.scaler,
+                             self.device)
+        self.step = state['step']
+        self.skipped = int(state.get('skipped', 0))
+        self.previous_wall_s = float(state.get('wall_time_s', 0.0))
         self._started = time.perf_counter()
         if self.dist.is_main:
             LOG.info('resumed from %s at step %d', checkpoint, self.step)
