@@ -44,12 +44,13 @@ from detrack_model.tracking.switcher import DepthSwitcher
 from detrack_model.tracking.tracker import Tracker, TrackerConfig
 from detrack_ros.debug_overlay import draw_overlay
 from detrack_ros.detection_messages import detection_array, detection_from_box, stamp_ns
-from detrack_ros.frame_mailbox import FrameMailbox, RateMeter, RecentValues
+from detrack_ros.frame_mailbox import FrameMailbox
 from detrack_ros.image_conversion import (array_to_image, compressed_to_array, Frame,
                                           image_to_array, ImageConversionError)
 from detrack_ros.init_boxes import (box_from_detection, box_from_roi, project_point,
                                     select_detection)
 from detrack_ros.log_throttle import KeyedThrottle
+from detrack_ros.node_statistics import NodeStatistics, WARN
 from detrack_ros.parameters import NAMES, PARAMETERS, SPECS
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PointStamped
@@ -69,9 +70,6 @@ from vision_msgs.msg import Detection2D, Detection2DArray
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
 LOG_THROTTLE_SEC = 5.0
-# Active with no image for this long is worth a warning in the diagnostics; so is tracking
-# with images arriving but none processed for this long (or two max_rate periods).
-STALE_INPUT_SEC = 2.0
 # Wake-up period of the inference thread while no frame arrives (to notice stop requests).
 POLL_SEC = 0.1
 # Node parameters that are fields of the session's settings.
@@ -114,16 +112,7 @@ class TrackerNode(LifecycleNode):
         self._clicks = ClickPair(self._live['click_timeout'])
         self._rviz_clicks = ClickPair(self._live['click_timeout'])
 
-        self._input_rate = RateMeter()
-        self._processing_rate = RateMeter()
-        self._inference_ms = RecentValues()
-        self._latency_ms = RecentValues()
-        self._node_ms = RecentValues()
-        self._last_input = 0.0
-        self._last_processed = 0.0
-        # When the current target (or processing, after enable) started: the stall check of
-        # the diagnostics counts from here.
-        self._tracking_since = 0.0
+        self._stats = NodeStatistics()
         self._counts: collections.Counter = collections.Counter()
         self._init_warnings = KeyedThrottle(LOG_THROTTLE_SEC)
         # Set once the lifecycle reached finalized: main() then returns.
@@ -359,8 +348,7 @@ class TrackerNode(LifecycleNode):
         self._receive(Received(msg, True, time.monotonic()))
 
     def _receive(self, item: Received) -> None:
-        self._last_input = item.monotonic
-        self._input_rate.tick(item.monotonic)
+        self._stats.received(item.monotonic)
         session = self.session
         if session is not None:
             session.remember(item)
@@ -500,9 +488,9 @@ class TrackerNode(LifecycleNode):
         results = session.step(item)
         for result in results:
             if result.started is not None:
-                self._tracking_since = time.monotonic()
+                self._stats.started()
             else:
-                self._inference_ms.add((time.perf_counter() - started) * 1e3)
+                self._stats.inference_ms.add((time.perf_counter() - started) * 1e3)
                 if session.counters['size_changes_taken'] != sizes:
                     self._log_size_change(result.frame, result.lost)
             self._publish(result.item, result.frame, result.box, result.score, result.lost,
@@ -524,12 +512,8 @@ class TrackerNode(LifecycleNode):
             self._detection_pub.publish(detection)
             self._detections_pub.publish(detection_array(header, [detection]))
         self._counts['processed'] += 1
-        now = time.monotonic()
-        self._last_processed = now
-        self._processing_rate.tick(now)
-        self._node_ms.add((now - item.monotonic) * 1e3)
         age_ns = self.get_clock().now().nanoseconds - stamp_ns(header)
-        self._latency_ms.add(age_ns * 1e-6)
+        self._stats.published(item.monotonic, age_ns * 1e-6)
         if self._live['debug_image'] and self._debug_pub.get_subscription_count() > 0:
             overlay = draw_overlay(frame, box, score, lost, search)
             self._debug_pub.publish(array_to_image(overlay, 'bgr8', header))
@@ -549,7 +533,7 @@ class TrackerNode(LifecycleNode):
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
         session = self.session
         changed = session is not None and session.set_enabled(request.data)
-        self._tracking_since = time.monotonic()
+        self._stats.started()
         response.success = True
         state = 'enabled' if request.data else 'disabled (images are ignored)'
         response.message = state if changed else f'already {state}'
@@ -628,27 +612,12 @@ class TrackerNode(LifecycleNode):
             return 'inactive'
         return session.state_label()
 
-    def _health(self, state: str, now: float) -> Tuple[bytes, str]:
-        """Return the diagnostics level and message for ``state``."""
-        if state not in ('inactive', 'disabled') and now - self._last_input > STALE_INPUT_SEC:
-            return (DiagnosticStatus.WARN,
-                    f'{state}; no image on {self._image_topic()} for over {STALE_INPUT_SEC:g} s')
-        if state in ('tracking', 'lost'):
-            max_rate = self._live['max_rate']
-            limit = max(STALE_INPUT_SEC, 2.0 / max_rate if max_rate > 0 else 0.0)
-            idle = now - max(self._last_processed, self._tracking_since)
-            if idle > limit:
-                return (DiagnosticStatus.WARN,
-                        f'{state}; images arrive but none was processed for {idle:.0f} s '
-                        '(see the log for dropped images)')
-        if state == 'lost':
-            return DiagnosticStatus.WARN, 'target lost'
-        return DiagnosticStatus.OK, state
-
     def _publish_diagnostics(self) -> None:
         state = self.state_label()
         now = time.monotonic()
-        level, message = self._health(state, now)
+        health, message = self._stats.health(state, now, self._live['max_rate'],
+                                             self._image_topic())
+        level = DiagnosticStatus.WARN if health == WARN else DiagnosticStatus.OK
         session = self.session
         tracker = session.tracker if session is not None else None
         counters = self.counters
@@ -656,8 +625,6 @@ class TrackerNode(LifecycleNode):
             'state': state,
             'track_id': session.track_id if session is not None else '',
             'score': f'{tracker.score:.3f}' if tracker is not None else '',
-            'input_rate_hz': f'{self._input_rate.rate(now):.1f}',
-            'processing_rate_hz': f'{self._processing_rate.rate(now):.1f}',
             'frames_received': str(self._mailbox.received),
             'frames_processed': str(counters['processed']),
             'frames_dropped': str(self._mailbox.dropped),
@@ -669,13 +636,8 @@ class TrackerNode(LifecycleNode):
             'backend': tracker.backend.name if tracker is not None else '',
             'decoder_layers': self._depth_label(),
             'model': str(self._model_path or ''),
+            **self._stats.values(now),
         }
-        for key, window in (('inference_ms', self._inference_ms),
-                            ('latency_ms', self._latency_ms),
-                            ('node_latency_ms', self._node_ms)):
-            stats = window.percentiles(50, 95)
-            values[f'{key}_median'] = f'{stats[0]:.2f}' if stats else ''
-            values[f'{key}_p95'] = f'{stats[1]:.2f}' if stats else ''
         status = DiagnosticStatus(level=level, name=f'{self.get_fully_qualified_name()}: tracker',
                                   message=message, hardware_id=self._image_topic(),
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
