@@ -101,6 +101,11 @@ PARAMETERS: Sequence[ParameterSpec] = (
     ParameterSpec('lost_patience', 5, 'Misses in a row after which the target is lost (the '
                   "'detections' array is then empty and the search area widens).",
                   integer_range=(1, 10000)),
+    ParameterSpec('motion', False, 'While the target is lost, move the search area on at '
+                  'its last velocity (decaying).'),
+    ParameterSpec('redetect', False, 'While the target is lost, also search tiles of the whole '
+                  'frame, one or two per frame, and take the target back on a confident find '
+                  '(costs one network run per tile).'),
     ParameterSpec('class_id', 'target', "class_id of the published detection's hypothesis."),
     ParameterSpec('debug_image', True, "Publish the overlay on 'debug_image' (only while "
                   'someone subscribes to it).'),

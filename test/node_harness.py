@@ -25,6 +25,7 @@ from detrack_ros.replay import ReplayClient
 from detrack_ros.tracker_node import TrackerNode
 from geometry_msgs.msg import Point, PointStamped
 import numpy as np
+from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -215,7 +216,7 @@ class NodeHarness:
 
     def received(self) -> int:
         """Return how many images the node's image callback has taken so far."""
-        return self.node._mailbox.received
+        return self.node.worker.mailbox.received
 
     def publish(self, msg, publisher=None, header: Optional[Header] = None) -> Header:
         """Stamp ``msg`` (a fresh stamp unless ``header``) and publish it; return its header."""
@@ -240,7 +241,7 @@ class NodeHarness:
 
     def settle(self) -> None:
         """Wait until the inference thread took the newest image, then a little longer."""
-        assert wait_until(lambda: self.node._mailbox._item is None)
+        assert wait_until(lambda: self.node.worker.mailbox._item is None)
         time.sleep(QUIET_SEC)
 
     # -- results ---------------------------------------------------------------------------
@@ -314,3 +315,18 @@ def box_of(msg: Detection2D) -> np.ndarray:
     w, h = msg.bbox.size_x, msg.bbox.size_y
     return np.array([msg.bbox.center.position.x - w / 2, msg.bbox.center.position.y - h / 2,
                      w, h])
+
+
+def set_parameters(harness: NodeHarness, **values):
+    """Set parameters through the node's set_parameters service; return one result each."""
+    request = SetParameters.Request(parameters=[
+        Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
+    return harness.call(SetParameters, f'{harness.fqn}/set_parameters', request).results
+
+
+def fresh_diagnostics(harness: NodeHarness):
+    """Return the tracker's diagnostics values from a message sent after this call."""
+    count = harness.client.diagnostics_count
+    assert wait_until(lambda: harness.client.diagnostics_count >= count + 2), 'no diagnostics'
+    with harness.client._lock:
+        return dict(harness.client.diagnostics)

@@ -16,13 +16,11 @@ from detrack_model.tracking.factory import build_tracker, resolve_backend, Runti
 from detrack_ros.detection_messages import detection_from_box
 from detrack_ros.replay import generated_sequence
 from hostile_inputs import ALIAS_BOMB, copy_bundle, jpeg_bomb, png_bomb
-from node_harness import (box_of, compress, encode_image, is_init, NodeHarness, raw_image,
-                          wait_until)
+from node_harness import (box_of, compress, encode_image, fresh_diagnostics, is_init,
+                          NodeHarness, raw_image, set_parameters, wait_until)
 import numpy as np
 import pytest
-from rcl_interfaces.srv import SetParameters
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray, ObjectHypothesisWithPose
@@ -74,7 +72,7 @@ def compressed_node(module_ros_context):
                                           'diagnostics_period': 0.2}) as harness:
         subscription = harness.client.create_subscription(Image, 'debug_image',
                                                           lambda msg: None, 1)
-        assert wait_until(lambda: harness.node._debug_pub.get_subscription_count() > 0)
+        assert wait_until(lambda: harness.node.outputs.debug.get_subscription_count() > 0)
         yield harness
         harness.client.destroy_subscription(subscription)
 
@@ -84,21 +82,6 @@ def unstarted(module_ros_context, request):
     """Yield a tracker node of this test alone, not configured (parameters via indirect)."""
     with NodeHarness(module_ros_context, dict(request.param), start=False) as harness:
         yield harness
-
-
-def set_parameters(harness: NodeHarness, **values):
-    """Set parameters through the node's service; return one result each."""
-    request = SetParameters.Request(parameters=[
-        Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
-    return harness.call(SetParameters, f'{harness.fqn}/set_parameters', request).results
-
-
-def fresh_diagnostics(harness: NodeHarness):
-    """Return the tracker's diagnostics values from a message sent after this call."""
-    count = harness.client.diagnostics_count
-    assert wait_until(lambda: harness.client.diagnostics_count >= count + 2), 'no diagnostics'
-    with harness.client._lock:
-        return dict(harness.client.diagnostics)
 
 
 def log_lines(capfd, text: str) -> int:

@@ -19,11 +19,11 @@ from detrack_ros.replay import generated_sequence, stamp_ns
 from geometry_msgs.msg import Point, PointStamped
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from node_harness import (box_of, compress, encode_image, is_init, NodeHarness,
-                          raw_image, wait_until)
+from node_harness import (box_of, compress, encode_image, fresh_diagnostics, is_init,
+                          NodeHarness, raw_image, set_parameters, wait_until)
 import numpy as np
 import pytest
-from rcl_interfaces.srv import SetParameters, SetParametersAtomically
+from rcl_interfaces.srv import SetParametersAtomically
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
@@ -112,14 +112,6 @@ def reference_boxes(offline, sequence):
 def iou(a, b) -> float:
     """Return the IoU of two (x, y, w, h) boxes."""
     return float(rect_iou(np.asarray(a, np.float64), np.asarray(b, np.float64)))
-
-
-def set_parameters(harness: NodeHarness, **values):
-    """Set parameters through the node's set_parameters service; return one result each."""
-    request = SetParameters.Request(
-        parameters=[Parameter(name, value=value).to_parameter_msg()
-                    for name, value in values.items()])
-    return harness.call(SetParameters, f'{harness.fqn}/set_parameters', request).results
 
 
 def track_frames(harness: NodeHarness, frames, encoding: str = 'rgb8'):
@@ -218,7 +210,7 @@ def test_every_init_path_starts_a_new_target(shared, sequence, capfd):
     def camera_info_received():
         # camera_info is best effort: send it again until the node has it.
         client.camera_info_pub.publish(camera_info())
-        return shared.node._camera_info is not None
+        return shared.node.inits.camera_info is not None
     assert wait_until(camera_info_received, period=0.05)
 
     def rviz_clicks():
@@ -656,7 +648,7 @@ def test_debug_image_follows_parameter(tuned, sequence):
     try:
         (result,) = set_parameters(tuned, debug_image=True)
         assert result.successful
-        assert wait_until(lambda: tuned.node._debug_pub.get_subscription_count() > 0)
+        assert wait_until(lambda: tuned.node.outputs.debug.get_subscription_count() > 0)
         tuned.init_on(sequence.frames[0], sequence.boxes[0])
         detection = tuned.track(sequence.frames[1])
         key = stamp_ns(detection.header)
@@ -677,14 +669,6 @@ def test_debug_image_follows_parameter(tuned, sequence):
 
 
 # -- diagnostics ---------------------------------------------------------------------------
-
-
-def fresh_diagnostics(harness: NodeHarness):
-    """Return the tracker's diagnostics values from a message sent after this call."""
-    count = harness.client.diagnostics_count
-    assert wait_until(lambda: harness.client.diagnostics_count >= count + 2), 'no diagnostics'
-    with harness.client._lock:
-        return dict(harness.client.diagnostics)
 
 
 def test_diagnostics_report_the_state(shared, sequence):

@@ -46,6 +46,9 @@ class SessionSettings:
     auto_init: bool = False
     auto_init_class_id: str = ''
     auto_init_min_score: float = 0.5
+    # The tracker's robustness switches (TrackerConfig.motion and .redetect).
+    motion: bool = False
+    redetect: bool = False
 
     def __post_init__(self) -> None:
         """Name the first setting outside its range."""
@@ -155,7 +158,8 @@ class TrackingSession(Generic[Item]):
         self.check(settings)
         with self.lock:
             self.tracker.update_config(score_threshold=settings.score_threshold,
-                                       lost_patience=settings.lost_patience)
+                                       lost_patience=settings.lost_patience,
+                                       motion=settings.motion, redetect=settings.redetect)
             previous, self.settings = self.settings, settings
         return previous
 
