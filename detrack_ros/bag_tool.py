@@ -218,12 +218,37 @@ def load_tracker(config: BagRunConfig) -> Tracker:
         raise BagError(f'cannot load model {path}: {error}') from None
 
 
+class BagTopics(NamedTuple):
+    """What the topics of a run are: whether the images are compressed, the init's type."""
+
+    compressed: bool
+    init_type: str
+
+
+def check_topics(config: BagRunConfig, reader: BagReader,
+                 hooks: Sequence[FrameHook] = ()) -> BagTopics:
+    """Check that every topic the run reads is in the bag with a type it reads."""
+    image_type = reader.require(config.topic, (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE),
+                                'image topic')
+    init_type = ''
+    if config.init_topic:
+        init_type = reader.require(config.init_topic, tuple(INIT_TYPES), 'init topic')
+    if config.reference_topic:
+        reader.require(config.reference_topic, (DETECTION_TYPE,), 'reference topic')
+    for hook in hooks:
+        for topic in hook.topics:
+            if topic not in reader.topics:
+                raise BagError(f'topic {topic!r} is not in bag {reader.path}')
+    return BagTopics(image_type == COMPRESSED_IMAGE_TYPE, init_type)
+
+
 class _Run:
     """One pass over the bag; see :func:`run_bag`."""
 
-    def __init__(self, config: BagRunConfig, tracker: Tracker, hooks: Sequence[FrameHook],
-                 log: Callable[[str], None]) -> None:
+    def __init__(self, config: BagRunConfig, topics: 'BagTopics', tracker: Tracker,
+                 hooks: Sequence[FrameHook], log: Callable[[str], None]) -> None:
         self.config, self.hooks, self.log = config, hooks, log
+        self.compressed, self.init_type = topics
         self.reporter = _Reporter(log)
         self.convert = _Converter(log)
         self.session: TrackingSession[BagFrame] = TrackingSession(
@@ -235,27 +260,11 @@ class _Run:
         self.stamps: List[int] = []
         self.first_stamp: Optional[int] = None
         self.image_size = (0, 0)
-        self.init_type = ''
         self.init_seen = False
         self.hook_topics: Dict[str, FrameHook] = {t: hook for hook in hooks for t in hook.topics}
 
-    def check_topics(self, reader: BagReader) -> bool:
-        """Check every topic the run reads; return whether the images are compressed."""
-        config = self.config
-        image_type = reader.require(config.topic, (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE),
-                                    'image topic')
-        if config.init_topic:
-            self.init_type = reader.require(config.init_topic, tuple(INIT_TYPES), 'init topic')
-        if config.reference_topic:
-            reader.require(config.reference_topic, (DETECTION_TYPE,), 'reference topic')
-        for topic in self.hook_topics:
-            if topic not in reader.topics:
-                raise BagError(f'topic {topic!r} is not in bag {reader.path}')
-        return image_type == COMPRESSED_IMAGE_TYPE
-
     def run(self, reader: BagReader, writer: BagWriter) -> BagRun:
         config = self.config
-        compressed = self.check_topics(reader)
         if config.box is not None and not self.session.request_init(config.box, '--box'):
             raise BagError(self.reporter.error or '--box rejected')
         topics = [t for t in (config.topic, config.init_topic, config.reference_topic) if t]
@@ -264,7 +273,7 @@ class _Run:
             if message.topic == config.topic:
                 if config.max_frames and self.result.images >= config.max_frames:
                     break
-                self.image(BagFrame(message.message, compressed, message.log_time), writer)
+                self.image(BagFrame(message.message, self.compressed, message.log_time), writer)
             elif message.topic == config.init_topic:
                 self.init(message)
             elif message.topic == config.reference_topic:
@@ -369,7 +378,8 @@ def run_bag(config: BagRunConfig, tracker: Optional[Tracker] = None,
     if pathlib.Path(config.output).resolve() == pathlib.Path(config.bag).resolve():
         raise BagError(f'the output {config.output} would overwrite the input bag')
     with BagReader(config.bag) as reader:
-        run = _Run(config, tracker or load_tracker(config), hooks, log)
+        topics = check_topics(config, reader, hooks)
+        run = _Run(config, topics, tracker or load_tracker(config), hooks, log)
         writer = BagWriter(config.output)
         try:
             result = run.run(reader, writer)
