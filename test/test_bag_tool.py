@@ -25,7 +25,7 @@ FRAMES = 40
 
 @pytest.fixture(scope='module')
 def sequence():
-    """A rendered sequence whose target really moves."""
+    """Render a sequence whose target really moves."""
     seq = rendered(FRAMES)
     centres = seq.boxes[:, :2] + seq.boxes[:, 2:] / 2
     assert np.linalg.norm(centres[-1] - centres[0]) > 10
@@ -34,7 +34,7 @@ def sequence():
 
 @pytest.fixture(scope='module')
 def tracker():
-    """The shipped model on the CPU, shared by the in-process runs."""
+    """Build the shipped model on the CPU, shared by the in-process runs."""
     return build_tracker(MODEL, RuntimeConfig(device='cpu', backend='onnxruntime'))
 
 
@@ -142,7 +142,7 @@ def test_frame_hooks_see_extra_topics_and_write_beside_the_outputs(tmp_path, seq
 
 
 def test_console_command_on_compressed_images_with_an_roi_init(tmp_path, sequence):
-    """python -m detrack_ros.bag_tool: JPEG images, RegionOfInterest init, speed and accuracy."""
+    """Run the console command on JPEG images with a RegionOfInterest init and references."""
     bag = write_bag(tmp_path / 'jpeg.mcap', sequence, compressed=True,
                     topic='/camera/image_raw/compressed', init='roi', init_index=0,
                     reference=True)
