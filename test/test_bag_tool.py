@@ -268,3 +268,28 @@ def test_message_definition_is_built_from_msg_files(tmp_path):
     (tmp_path / 'pkg' / 'msg' / 'A.msg').write_text('other_pkg/B b\n')
     with pytest.raises(MessageDefinitionError, match='other_pkg/msg/B.msg'):
         message_definition('pkg/msg/A', [tmp_path])
+
+
+def test_demo_replays_a_bag_into_the_node_over_dds(tmp_path, sequence):
+    """make demo's --bag source: the node tracks the bag's images; AO against its references."""
+    bag = write_bag(tmp_path / 'raw.mcap', sequence, reference=True)
+    box = ','.join(f'{v:.2f}' for v in sequence.boxes[0])
+    result = subprocess.run(
+        [sys.executable, '-m', 'detrack_ros.demo', '--bag', str(bag), '--topic',
+         '/camera/image_raw', '--box', box, '--reference-topic', '/labels', '--frames', '0',
+         '--device', 'cpu', '--no-video'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f'frames published       {FRAMES - 1} in' in out, out
+    assert float(out.split('accuracy               AO ')[1].split(',')[0]) > 0.5, out
+
+
+def test_demo_names_a_missing_bag_topic(tmp_path, sequence):
+    """A bag without the topic: exit 1 naming it, no traceback."""
+    bag = write_bag(tmp_path / 'raw.mcap', type(sequence)(sequence.frames[:2],
+                                                          sequence.boxes[:2]))
+    result = subprocess.run(
+        [sys.executable, '-m', 'detrack_ros.demo', '--bag', str(bag), '--topic', '/nope',
+         '--box', '1,1,10,10'], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "'/nope' is not in bag" in result.stderr
+    assert 'Traceback' not in result.stderr
