@@ -271,7 +271,7 @@ def test_message_definition_is_built_from_msg_files(tmp_path):
 
 
 def test_demo_replays_a_bag_into_the_node_over_dds(tmp_path, sequence):
-    """make demo's --bag source: the node tracks the bag's images; AO against its references."""
+    """Replay a bag into the node over DDS (make demo's --bag): AO against its references."""
     bag = write_bag(tmp_path / 'raw.mcap', sequence, reference=True)
     box = ','.join(f'{v:.2f}' for v in sequence.boxes[0])
     result = subprocess.run(
