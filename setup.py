@@ -41,6 +41,7 @@ setup(
     python_requires='>=3.10',
     extras_require={'test': ['pytest']},
     entry_points={'console_scripts': [
+        'detrack-bag = detrack_ros.bag_tool:main',
         'detrack-eval = detrack_model.cli.evaluate:main',
         'detrack-export = detrack_model.cli.export:main',
         'detrack-pretrain = detrack_model.cli.pretrain:main',

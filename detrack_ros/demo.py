@@ -2,11 +2,12 @@
 The end-to-end demo: the real tracker node, fed by a replayed camera, scored and timed.
 
 ``python -m detrack_ros.demo`` (``make demo``) starts ``tracker_node`` as its own process with
-the shipped model, plays a generated sequence (or ``--video FILE --box x,y,w,h``) at its frame
-rate on ``image`` over DDS, sends the first box on ``init_box`` stamped like the first image,
-records ``detection``, and prints AO/SR0.5 against the ground truth, processing rate,
-end-to-end latency (image stamp to detection received), the node's own model time, and the
-frames that got no answer; it writes a video with the boxes drawn.
+the shipped model, plays a generated sequence (or ``--video FILE --box x,y,w,h``, or the images
+of an MCAP bag, ``--bag FILE --topic T --box x,y,w,h``) at its frame rate on ``image`` over
+DDS, sends the first box on ``init_box`` stamped like the first image, records ``detection``,
+and prints AO/SR0.5 against the ground truth, processing rate, end-to-end latency (image stamp
+to detection received), the node's own model time, and the frames that got no answer; it
+writes a video with the boxes drawn.
 """
 
 import argparse
@@ -27,9 +28,11 @@ from detrack_model.evaluation.results import SequenceResult
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking.factory import build_tracker, RuntimeConfig
 from detrack_model.tracking.session import OfflineSession
+from detrack_ros.bag_io import BagError
 from detrack_ros.debug_overlay import draw_box, TRACKING_COLOUR
 from detrack_ros.detection_messages import stamp_ns
-from detrack_ros.replay import generated_sequence, ReplayClient, ReplaySequence, video_sequence
+from detrack_ros.replay import (bag_sequence, generated_sequence, ReplayClient, ReplaySequence,
+                                video_sequence)
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -262,13 +265,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse the command line, run the demo, print the summary; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--video', help='video file to replay instead of a generated sequence')
-    parser.add_argument('--box', type=_box, help='initial box x,y,w,h in pixels (with --video)')
+    parser.add_argument('--bag', help='MCAP bag whose images (--topic) are replayed')
+    parser.add_argument('--topic', help='image topic of --bag (Image or CompressedImage)')
+    parser.add_argument('--reference-topic', default='',
+                        help='Detection2D boxes of --bag to score against')
+    parser.add_argument('--box', type=_box,
+                        help='initial box x,y,w,h in pixels (with --video or --bag)')
     parser.add_argument('--frames', type=int, default=300,
-                        help='frames to play (generated: length; video: at most, 0 = all)')
+                        help='frames to play (generated: length; video, bag: at most, 0 = all)')
     # Sequence 3's offline AO (0.80) is close to the mean of the first eight (0.72).
     parser.add_argument('--sequence', type=int, default=3, help='generated sequence index')
     parser.add_argument('--rate', type=float, default=0.0,
-                        help="camera rate in Hz (default: 30, or the video file's rate)")
+                        help="camera rate in Hz (default: 30, the video file's or the bag's rate)")
     parser.add_argument('--reliable', action='store_true',
                         help='publish images with reliable QoS (as many camera drivers do)')
     parser.add_argument('--model', default='', help='model bundle or .onnx (default: shipped)')
@@ -277,9 +285,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--output', default='build/demo', help='where the video goes')
     parser.add_argument('--no-video', action='store_true', help='do not write the video')
     args = parser.parse_args(argv)
-    if bool(args.video) != bool(args.box):
-        parser.error('--video and --box go together')
-    if args.video:
+    if args.video and args.bag:
+        parser.error('--video and --bag are two sources: give one')
+    if bool(args.video or args.bag) != bool(args.box):
+        parser.error('--video and --bag need --box, and --box needs one of them')
+    if bool(args.bag) != bool(args.topic):
+        parser.error('--bag and --topic go together')
+    if args.bag:
+        try:
+            sequence = bag_sequence(args.bag, args.topic, args.box, args.frames, args.rate,
+                                    args.reference_topic)
+        except BagError as error:
+            parser.exit(1, f'demo failed: {error}\n')
+    elif args.video:
         sequence = video_sequence(args.video, args.box, args.frames, args.rate)
     else:
         sequence = generated_sequence(args.sequence, args.frames, fps=args.rate or 30.0)

@@ -1,14 +1,13 @@
 """Build the messages the tracker node and its tools publish, and read their stamps."""
 
-from typing import Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
+from detrack_ros.detection_fields import detection_fields, stamp_ns
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-
-def stamp_ns(header: Header) -> int:
-    """Return a header's stamp in nanoseconds (the key that matches outputs to images)."""
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+# The element class of each message-list field that detection_fields fills.
+_ELEMENTS: Dict[str, type] = {'results': ObjectHypothesisWithPose}
 
 
 def header_at(stamp: int, frame_id: str = '') -> Header:
@@ -18,29 +17,33 @@ def header_at(stamp: int, frame_id: str = '') -> Header:
     return header
 
 
+def _assign(message: Any, fields: Mapping[str, Any]) -> Any:
+    """Set the nested ``fields`` on ``message``; return it."""
+    for name, value in fields.items():
+        if isinstance(value, Mapping):
+            _assign(getattr(message, name), value)
+        elif isinstance(value, list):
+            setattr(message, name, [_assign(_ELEMENTS[name](), item) for item in value])
+        else:
+            setattr(message, name, value)
+    return message
+
+
 def detection_from_box(box_xywh: Sequence[float], header: Header, class_id: str = '',
                        score: Optional[float] = None, track_id: str = '') -> Detection2D:
     """
     Return a Detection2D for the top-left ``(x, y, w, h)`` pixel box.
 
-    ``bbox.center`` is the box centre (vision_msgs 4.x: ``bbox.center.position``). One result
-    carries ``class_id`` and ``score`` when ``score`` is given; none otherwise (an init box
-    from a person has no score).
+    The fields follow :func:`detrack_ros.detection_fields.detection_fields`: one result
+    carrying ``class_id`` and ``score`` when ``score`` is given, none otherwise.
     """
-    x, y, w, h = (float(v) for v in box_xywh)
-    detection = Detection2D(header=header, id=track_id)
-    detection.bbox.center.position.x = x + 0.5 * w
-    detection.bbox.center.position.y = y + 0.5 * h
-    detection.bbox.size_x = w
-    detection.bbox.size_y = h
-    if score is not None:
-        result = ObjectHypothesisWithPose()
-        result.hypothesis.class_id = class_id
-        result.hypothesis.score = float(score)
-        detection.results.append(result)
-    return detection
+    return _assign(Detection2D(header=header),
+                   detection_fields(box_xywh, class_id, score, track_id))
 
 
 def detection_array(header: Header, detections: Sequence[Detection2D] = ()) -> Detection2DArray:
     """Return a Detection2DArray with ``header`` holding ``detections`` (maybe none)."""
     return Detection2DArray(header=header, detections=list(detections))
+
+
+__all__ = ['detection_array', 'detection_from_box', 'header_at', 'stamp_ns']

@@ -8,7 +8,8 @@ while the arithmetic and the rejection rules are tested on hand-built messages.
 
 A rejection is an :class:`InitBoxError` whose message is meant to be logged as it is.
 Converters only convert; the rules themselves (:func:`validate_box`, :class:`ClickPair`) are
-ROS-free, in :mod:`detrack_model.tracking.boxes`, and re-exported here for the node.
+ROS-free, in :mod:`detrack_model.tracking.boxes`, and re-exported here for the node, as are the
+message field rules of :mod:`detrack_ros.detection_fields`.
 """
 
 import math
@@ -16,35 +17,10 @@ from typing import Optional, Tuple
 
 from detrack_model.tracking.boxes import (Box, ClickPair, ImageSize, InitBoxError,
                                           MIN_BOX_SIDE, validate_box)
+from detrack_ros.detection_fields import box_from_detection, box_from_roi
 from geometry_msgs.msg import PointStamped
-from sensor_msgs.msg import CameraInfo, RegionOfInterest
-from vision_msgs.msg import Detection2D, Detection2DArray
-
-
-def box_from_detection(msg: Detection2D) -> Box:
-    """
-    Return the top-left ``(x, y, w, h)`` box of a vision_msgs 4.x ``Detection2D``.
-
-    ``bbox.center.theta`` is ignored: the tracker works on axis-aligned boxes and detectors
-    that feed it publish unrotated ones.
-    """
-    bbox = msg.bbox
-    w = float(bbox.size_x)
-    h = float(bbox.size_y)
-    return (float(bbox.center.position.x) - w / 2.0,
-            float(bbox.center.position.y) - h / 2.0, w, h)
-
-
-def box_from_roi(msg: RegionOfInterest) -> Box:
-    """
-    Return the ``(x, y, w, h)`` box of a ``sensor_msgs/RegionOfInterest``.
-
-    ``do_rectify`` is ignored: the ROI is taken in the pixels of the image the tracker is fed,
-    whichever that is, because the node has no rectification step to map between the two. An
-    all-zero ROI (CameraInfo's "full image" convention) yields a zero-area box, which
-    :func:`validate_box` rejects rather than tracking the whole frame.
-    """
-    return (float(msg.x_offset), float(msg.y_offset), float(msg.width), float(msg.height))
+from sensor_msgs.msg import CameraInfo
+from vision_msgs.msg import Detection2DArray
 
 
 def _strip_slash(frame_id: str) -> str:

@@ -2,18 +2,20 @@
 Every parameter of the tracker node: name, default, description, range, and whether it is fixed.
 
 One table feeds the node's declarations (descriptors with ranges, read-only flags, the choices
-of string parameters), ``config/tracker.yaml`` and the tests that check the two agree. Read-only
-parameters shape what ``configure``/``activate`` build (the model, its device, the
-subscriptions' QoS); set them at launch. The others apply on the next frame without a restart.
+of string parameters), ``config/tracker.yaml`` and the tests that check the two agree; the
+offline bag tool reads the node's defaults from it without ROS. Read-only parameters shape
+what ``configure``/``activate`` build (the model, its device, the subscriptions' QoS); set them
+at launch. The others apply on the next frame without a restart.
 """
 
 from dataclasses import dataclass
 import re
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple, TYPE_CHECKING
 
 from detrack_model.data.encoded import DEFAULT_MAX_PIXELS
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rcl_interfaces.msg import ParameterType
+
+if TYPE_CHECKING:
+    from rcl_interfaces.msg import ParameterDescriptor
 
 DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
 
@@ -30,8 +32,10 @@ class ParameterSpec:
     float_range: Optional[Tuple[float, float]] = None
     choices: Optional[Tuple[str, ...]] = None
 
-    def descriptor(self) -> ParameterDescriptor:
+    def descriptor(self) -> 'ParameterDescriptor':
         """Return the ROS descriptor: type, description, range, read-only flag."""
+        # Imported here so that the table itself serves tools that run without ROS.
+        from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
         descriptor = ParameterDescriptor(name=self.name, description=self.description,
                                          read_only=self.read_only, type=_type_of(self.default))
         if self.integer_range is not None:
@@ -56,6 +60,7 @@ class ParameterSpec:
 
 
 def _type_of(value: Any) -> int:
+    from rcl_interfaces.msg import ParameterType
     if isinstance(value, bool):
         return ParameterType.PARAMETER_BOOL
     if isinstance(value, int):

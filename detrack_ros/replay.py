@@ -13,8 +13,11 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 from detrack_model.data.synthetic import build_scene, render_frame, sequence_seed, SPLIT_SOURCES
+from detrack_ros.bag_io import (BagError, BagReader, COMPRESSED_IMAGE_TYPE, DETECTION_TYPE,
+                                IMAGE_TYPE)
 from detrack_ros.detection_messages import detection_from_box, header_at, stamp_ns
-from detrack_ros.image_conversion import array_to_image
+from detrack_ros.image_conversion import (array_to_image, compressed_to_array, image_to_array,
+                                          ImageConversionError)
 from detrack_ros.init_boxes import box_from_detection
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -83,6 +86,56 @@ def video_sequence(path: str, box_xywh: Sequence[float], max_frames: int = 0,
     visible = np.zeros(len(frames), bool)
     visible[0] = True
     return ReplaySequence(name=path, frames=frames, boxes=boxes, visible=visible, fps=float(rate))
+
+
+def bag_sequence(path: str, topic: str, box_xywh: Sequence[float], max_frames: int = 0,
+                 fps: float = 0.0, reference_topic: str = '') -> ReplaySequence:
+    """
+    Read the images of ``topic`` (Image or CompressedImage) from an MCAP bag, as RGB.
+
+    The first image's box is ``box_xywh``; the others are known where ``reference_topic``
+    (Detection2D) has a box with the image's stamp, NaN elsewhere. ``fps`` 0 takes the median
+    interval of the image stamps. Images the node would drop are left out, and counted in the
+    sequence's name. Raise BagError for a bag or topic that cannot be read.
+    """
+    frames: List[np.ndarray] = []
+    stamps: List[int] = []
+    references: Dict[int, Tuple[float, float, float, float]] = {}
+    dropped = 0
+    with BagReader(path) as reader:
+        kind = reader.require(topic, (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE), 'image topic')
+        topics = [topic]
+        if reference_topic:
+            reader.require(reference_topic, (DETECTION_TYPE,), 'reference topic')
+            topics.append(reference_topic)
+        for message in reader.messages(topics):
+            msg = message.message
+            if message.topic == reference_topic:
+                references[stamp_ns(msg.header)] = box_from_detection(msg)
+                continue
+            if max_frames and len(frames) >= max_frames:
+                continue
+            try:
+                frame = (compressed_to_array(msg) if kind == COMPRESSED_IMAGE_TYPE
+                         else image_to_array(msg))
+            except ImageConversionError:
+                dropped += 1
+                continue
+            code = (cv2.COLOR_GRAY2RGB if frame.array.ndim == 2 else
+                    cv2.COLOR_BGR2RGB if frame.bgr else None)
+            frames.append(cv2.cvtColor(frame.array, code) if code is not None
+                          else np.array(frame.array))
+            stamps.append(stamp_ns(msg.header))
+    if not frames:
+        raise BagError(f'image topic {topic!r} of bag {path} has no usable image '
+                       f'({dropped} could not be converted)')
+    boxes = np.array([references.get(s, (np.nan,) * 4) for s in stamps], np.float64)
+    boxes[0] = [float(v) for v in box_xywh]
+    intervals = np.diff(stamps)
+    rate = fps or (1e9 / float(np.median(intervals)) if np.any(intervals > 0) else 30.0)
+    name = f'{path}:{topic}' + (f' ({dropped} images dropped)' if dropped else '')
+    return ReplaySequence(name=name, frames=frames, boxes=boxes,
+                          visible=np.isfinite(boxes).all(axis=1), fps=float(rate))
 
 
 class Received(NamedTuple):
