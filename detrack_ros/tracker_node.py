@@ -21,6 +21,8 @@ Topics (relative, so a namespace or remapping per camera works):
 - out: ``detection`` (Detection2D, while the target is tracked), ``detections``
   (Detection2DArray every processed frame, empty while lost), ``debug_image`` (only while
   subscribed), ``/diagnostics``;
+- 3-D (:mod:`detrack_ros.target_3d_messages`): out ``target_bearing`` (with ``camera_info``);
+  with ``depth``, in ``depth/image``, out ``target_point`` and ``detection_3d``;
 - services: ``reset`` (Trigger), ``enable`` (SetBool).
 """
 
@@ -51,7 +53,8 @@ from detrack_ros.init_boxes import (box_from_detection, box_from_roi, project_po
                                     select_detection)
 from detrack_ros.log_throttle import KeyedThrottle
 from detrack_ros.node_statistics import NodeStatistics, WARN
-from detrack_ros.parameters import NAMES, PARAMETERS, SPECS
+from detrack_ros.parameters import check_together, NAMES, PARAMETERS, SPECS
+from detrack_ros.target_3d_messages import diagnostics_values, Target3DOutput
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PointStamped
 import numpy as np
@@ -124,6 +127,7 @@ class TrackerNode(LifecycleNode):
         self._own_timers: List[Any] = []
         self._detection_pub = self._detections_pub = self._debug_pub = None
         self._diagnostics_pub = None
+        self._target_3d: Optional[Target3DOutput] = None
 
     @property
     def counters(self) -> collections.Counter:
@@ -148,6 +152,10 @@ class TrackerNode(LifecycleNode):
             if reason is not None:
                 self.get_logger().error(f'configure failed: {reason}')
                 return FAILURE
+        reason = check_together(self._live)
+        if reason is not None:
+            self.get_logger().error(f'configure failed: {reason}')
+            return FAILURE
         try:
             self._load_model()
         except Exception as error:  # noqa: B902 - every cause is logged, none ends the node
@@ -158,6 +166,8 @@ class TrackerNode(LifecycleNode):
         self._detections_pub = self._publisher(Detection2DArray, 'detections')
         self._debug_pub = self._publisher(Image, 'debug_image', 1)
         self._diagnostics_pub = self._publisher(DiagnosticArray, '/diagnostics', 1)
+        self._target_3d = Target3DOutput(self, self._publisher, self._counts, self._live,
+                                         lambda: self._camera_info)
         self._own_services = [self.create_service(Trigger, 'reset', self._on_reset),
                               self.create_service(SetBool, 'enable', self._on_enable)]
         period = self.get_parameter('diagnostics_period').value
@@ -302,7 +312,7 @@ class TrackerNode(LifecycleNode):
                                      qos_profile_sensor_data),
             self.create_subscription(Detection2DArray, 'detector/detections',
                                      self._on_detector, 10),
-        ]
+        ] + self._target_3d.subscriptions(qos)
 
     def _stop_inference(self) -> None:
         for subscription in self._own_subscriptions:
@@ -511,6 +521,8 @@ class TrackerNode(LifecycleNode):
             detection = detection_from_box(box, header, self._live['class_id'], score, track_id)
             self._detection_pub.publish(detection)
             self._detections_pub.publish(detection_array(header, [detection]))
+            height, width = frame.array.shape[:2]
+            self._target_3d.publish(header, box, detection, (width, height))
         self._counts['processed'] += 1
         age_ns = self.get_clock().now().nanoseconds - stamp_ns(header)
         self._stats.published(item.monotonic, age_ns * 1e-6)
@@ -552,6 +564,9 @@ class TrackerNode(LifecycleNode):
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
         values = {**self._live, **{p.name: p.value for p in ours}}
+        reason = check_together(values)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
         session = self.session
         if session is not None:
             try:
@@ -636,6 +651,7 @@ class TrackerNode(LifecycleNode):
             'backend': tracker.backend.name if tracker is not None else '',
             'decoder_layers': self._depth_label(),
             'model': str(self._model_path or ''),
+            **diagnostics_values(counters),
             **self._stats.values(now),
         }
         status = DiagnosticStatus(level=level, name=f'{self.get_fully_qualified_name()}: tracker',
