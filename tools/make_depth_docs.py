@@ -1,7 +1,7 @@
 """
 Write docs/depth.md and docs/depth-error.png: the target's 3-D position error against distance.
 
-    python -m tools.make_depth_docs            # about a minute on 2 CPU cores
+    python -m tools.make_depth_docs            # under a minute on 2 CPU cores
 
 Rendered RGB-D sequences (:mod:`detrack_model.data.synthetic.rgbd`: a textured target at a
 known 3-D position in front of a wall, 16UC1 depth with structured-light noise and holes) are
@@ -107,7 +107,7 @@ def _plot(merged: Dict[str, np.ndarray], path: pathlib.Path) -> None:
     axis.set_xlabel('distance of the target from the camera (m)')
     axis.set_ylabel('3-D position error (cm)')
     axis.set_yscale('log')
-    axis.set_title('target_point error, rendered 640x480 RGB-D (16UC1, noise, 3 % holes)')
+    axis.set_title('target_point error, rendered 640x480 RGB-D, 16UC1')
     axis.grid(alpha=0.3, which='both')
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -153,7 +153,7 @@ def _page(merged: Dict[str, np.ndarray], args, model) -> str:
         'that slips onto the wall pulls the median back.',
         '- On a real camera add the calibration and the depth-to-colour alignment, which this '
         'rendering has exact.', '',
-        'Regenerate: `python -m tools.make_depth_docs` (about a minute on 2 CPU cores).', '']
+        'Regenerate: `python -m tools.make_depth_docs` (under a minute on 2 CPU cores).', '']
     return '\n'.join(lines)
 
 
