@@ -135,7 +135,7 @@ def _page(rows, args) -> str:
         '`detection_3d` after the detection. **target_point latency**: image stamp to '
         '`target_point` received (see [depth.md](depth.md) for its accuracy).', '',
         'Regenerate: `python -m tools.make_node_docs` inside the built workspace (see the '
-        'README); it takes about two minutes.', '']
+        'README); it takes about five minutes.', '']
     return '\n'.join(lines)
 
 
