@@ -52,6 +52,8 @@ class DemoResult:
     diagnostics: Dict[str, str]
     ao: float = float('nan')
     sr50: float = float('nan')
+    # Image stamp to target_point received, for RGB-D sequences with the 3-D output on.
+    point_latency_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
     lines: List[str] = field(default_factory=list)
 
     @property
@@ -167,11 +169,21 @@ def _play(client: ReplayClient, sequence: ReplaySequence, rate: float, log) -> D
     frames = sequence.frames
     log(f'playing {len(frames)} frames of {sequence.name} ({sequence.size[0]}x'
         f'{sequence.size[1]}) at {rate:g} Hz')
-    header = client.publish_frame(frames[0])
+    if sequence.depth_mm is None:
+        def publish(index: int):
+            return client.publish_frame(frames[index])
+    else:
+        # Discovery of the depth and camera_info topics, before the first frame needs them.
+        client.enable_rgbd()
+        time.sleep(1.0)
+
+        def publish(index: int):
+            return client.publish_rgbd(frames[index], sequence.depth_mm[index], sequence.k)
+    header = publish(0)
     client.send_init(sequence.boxes[0], header)
     if client.wait_for(header, 10.0) is None:
         # Discovery of init_box may lag the image topic: send both once more.
-        header = client.publish_frame(frames[0])
+        header = publish(0)
         client.send_init(sequence.boxes[0], header)
         if client.wait_for(header, 10.0) is None:
             raise RuntimeError('the tracker did not answer the initial box within 20 s')
@@ -181,7 +193,7 @@ def _play(client: ReplayClient, sequence: ReplaySequence, rate: float, log) -> D
         delay = started + index / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        headers.append(client.publish_frame(frames[index]))
+        headers.append(publish(index))
     wall = time.monotonic() - started
     if headers[1:]:
         client.wait_for(headers[-1], 1.0)
@@ -207,9 +219,12 @@ def _score(client: ReplayClient, sequence: ReplaySequence, headers, wall: float)
                 latency.append((found.received_ns - stamp_ns(header)) * 1e-6)
         # A frame without a detection keeps the last box: what a consumer would act on.
         boxes[index] = last
+    points = [(client.points[stamp_ns(h)] - stamp_ns(h)) * 1e-6 for h in headers[1:]
+              if stamp_ns(h) in client.points]
     result = DemoResult(frames=len(headers) - 1, answered=answered, boxes=boxes,
                         latency_ms=np.asarray(latency), wall_sec=wall,
-                        diagnostics=dict(client.diagnostics))
+                        diagnostics=dict(client.diagnostics),
+                        point_latency_ms=np.asarray(points))
     if np.isfinite(sequence.boxes[1:]).any():
         scores = _scores(sequence, boxes)
         result.ao, result.sr50 = scores.ao, scores.sr50

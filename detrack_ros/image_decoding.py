@@ -25,10 +25,13 @@ from its header alone, before the decoder allocates anything (a few hundred byte
 header can claim 30000 x 30000 pixels). Only JPEG, PNG and TIFF are decoded, the formats
 compressed_image_transport writes, because their headers are read here first.
 
+``depth_image_to_array`` reads a depth image (16UC1 millimetres, 32FC1 metres) as a view in
+its raw units, never converted or copied, and says how many metres one unit is.
+
 Every malformed input raises :class:`ImageConversionError` with a one-line reason.
 """
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import cv2
 from detrack_model.data.encoded import (check_image_header, DEFAULT_MAX_PIXELS,
@@ -197,6 +200,60 @@ def image_to_array(msg: Any, mono16_shift: int = 8,
         # The checks above should leave nothing for OpenCV to refuse; this is the backstop.
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
         raise ImageConversionError(f'cannot convert {encoding} image: {reason}') from error
+
+
+class DepthFrame(NamedTuple):
+    """A depth image in its raw units, (H, W), and the metres one unit stands for."""
+
+    array: np.ndarray
+    metres_per_unit: float
+
+
+# Depth encodings (REP 118): dtype and the unit the encoding implies.
+_DEPTH_ENCODINGS: Dict[str, Tuple[str, float]] = {'16uc1': ('u2', 0.001), '32fc1': ('f4', 1.0)}
+
+SUPPORTED_DEPTH_ENCODINGS: Tuple[str, ...] = ('16UC1', '32FC1')
+"""The ``Image.encoding`` values :func:`depth_image_to_array` accepts (case-insensitive)."""
+
+
+def depth_image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> DepthFrame:
+    """
+    Return a ``sensor_msgs/Image`` depth image as a view of its data in raw units.
+
+    16UC1 is millimetres (0: no reading), 32FC1 metres (NaN: no reading), as REP 118 has it;
+    a camera with another unit is handled by the caller's scale. The view follows the
+    message's row step and byte order, so nothing is copied. Raise
+    :class:`ImageConversionError` for another encoding, more than ``max_pixels`` pixels, or
+    sizes that do not describe the data.
+    """
+    encoding = getattr(msg, 'encoding', None)
+    if not isinstance(encoding, str):
+        raise ImageConversionError(f'depth image encoding must be a string, got {encoding!r}')
+    entry = _DEPTH_ENCODINGS.get(encoding.strip().lower())
+    if entry is None:
+        raise ImageConversionError(
+            f'unsupported depth encoding {encoding!r} (supported: '
+            f'{", ".join(SUPPORTED_DEPTH_ENCODINGS)})')
+    kind, metres_per_unit = entry
+    height, width, step = (_unsigned(msg, name) for name in ('height', 'width', 'step'))
+    if width == 0 or height == 0:
+        raise ImageConversionError(f'depth image has zero size: {width}x{height}')
+    if width * height > max_pixels:
+        raise ImageConversionError(f'depth image of {width}x{height} = {width * height} '
+                                   f'pixels is over the limit of {max_pixels} '
+                                   '(max_image_pixels)')
+    dtype = np.dtype(('>' if _unsigned(msg, 'is_bigendian') else '<') + kind)
+    if step < width * dtype.itemsize:
+        raise ImageConversionError(
+            f'depth image step {step} is smaller than width {width} x {dtype.itemsize} bytes '
+            f'per pixel ({encoding}) = {width * dtype.itemsize}')
+    buffer = _buffer(msg)
+    if buffer.size < step * height:
+        raise ImageConversionError(
+            f'depth image data holds {buffer.size} bytes, step {step} x height {height} needs '
+            f'{step * height}')
+    array = np.ndarray((height, width), dtype, buffer=buffer, strides=(step, dtype.itemsize))
+    return DepthFrame(array, metres_per_unit)
 
 
 def compressed_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:

@@ -11,8 +11,8 @@ import time
 from typing import Any, Callable, Dict, NamedTuple, Optional
 
 from detrack_model.tracking.session import FrameData
-from detrack_ros.image_conversion import (compressed_to_array, image_to_array,
-                                          ImageConversionError)
+from detrack_ros.image_decoding import (compressed_to_array, image_to_array,
+                                        ImageConversionError)
 from detrack_ros.session_log import LOG_THROTTLE_SEC
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -43,15 +43,19 @@ class ImageInput:
         """Return the resolved name of the image topic."""
         return self._node.resolve_topic_name('image/compressed' if self.compressed else 'image')
 
-    def subscribe(self) -> Any:
-        """Create the image subscription with the QoS the parameters ask for."""
+    def qos(self) -> QoSProfile:
+        """Return the QoS the parameters ask for (camera streams: the depth image too)."""
         parameter = self._node.get_parameter
         reliability = (ReliabilityPolicy.RELIABLE
                        if parameter('qos_reliability').value == 'reliable'
                        else ReliabilityPolicy.BEST_EFFORT)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=parameter('qos_depth').value,
-                         reliability=reliability,
-                         durability=qos_profile_sensor_data.durability)
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=parameter('qos_depth').value,
+                          reliability=reliability,
+                          durability=qos_profile_sensor_data.durability)
+
+    def subscribe(self) -> Any:
+        """Create the image subscription with :meth:`qos`."""
+        qos = self.qos()
         if self.compressed:
             return self._node.create_subscription(
                 CompressedImage, 'image/compressed',

@@ -13,6 +13,7 @@ import re
 from typing import Any, Dict, Optional, Sequence, Tuple, TYPE_CHECKING
 
 from detrack_model.data.encoded import DEFAULT_MAX_PIXELS
+from detrack_model.tracking.target_3d import DepthSettings
 
 if TYPE_CHECKING:
     from rcl_interfaces.msg import ParameterDescriptor
@@ -131,7 +132,52 @@ PARAMETERS: Sequence[ParameterSpec] = (
                   '(width x height); a compressed image is checked from its header before it '
                   'is decoded. Larger ones are dropped and counted as bad images.',
                   integer_range=(1, 1 << 30)),
+    # -- the target in 3-D from an aligned depth image -------------------------------------
+    ParameterSpec('depth', False, "Subscribe 'depth/image' (aligned to the colour image) and "
+                  "publish the target in 3-D on 'target_point' and 'detection_3d'.",
+                  read_only=True),
+    ParameterSpec('depth_scale', 0.0, 'Metres per depth unit; 0: by encoding (16UC1 '
+                  'millimetres, 32FC1 metres).', float_range=(0.0, 1000.0)),
+    ParameterSpec('depth_sync_tolerance', 0.02, 'Largest difference in seconds between the '
+                  'stamps of a colour image and the depth image paired with it.',
+                  float_range=(0.0, 1.0)),
+    ParameterSpec('depth_wait', 0.05, 'Seconds a tracked frame waits for its depth image when '
+                  'that has not arrived yet (only while depth images arrive).',
+                  float_range=(0.0, 1.0)),
+    ParameterSpec('depth_min', 0.1, 'Smallest valid depth in metres; nearer readings, and '
+                  'zeros, are ignored.', float_range=(0.001, 1000.0)),
+    ParameterSpec('depth_max', 20.0, 'Largest valid depth in metres (above depth_min); '
+                  'farther readings are ignored.', float_range=(0.001, 1000.0)),
+    ParameterSpec('depth_percentile', 50.0, "Percentile of the valid depths in the box's "
+                  "centre taken as the target's depth (50: the median).",
+                  float_range=(0.0, 100.0)),
+    ParameterSpec('depth_roi_fraction', 0.5, 'Central part of the box whose depth pixels are '
+                  "used, as a fraction of the box's width and height.",
+                  float_range=(0.01, 1.0)),
+    ParameterSpec('depth_min_valid_pixels', 10, 'Fewest valid depth pixels in the box centre '
+                  'for a 3-D answer; fewer: none for that frame (counted).',
+                  integer_range=(1, 1 << 24)),
 )
 
 SPECS: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 NAMES: Tuple[str, ...] = tuple(SPECS)
+
+
+def depth_settings(values: Dict[str, Any]) -> DepthSettings:
+    """Return the depth statistic's settings of the parameter ``values`` (ValueError if bad)."""
+    return DepthSettings(min_depth=values['depth_min'], max_depth=values['depth_max'],
+                         percentile=values['depth_percentile'],
+                         roi_fraction=values['depth_roi_fraction'],
+                         min_valid_pixels=values['depth_min_valid_pixels'])
+
+
+def check_together(values: Dict[str, Any]) -> Optional[str]:
+    """Return why parameter ``values`` that are each in range do not work together, or None."""
+    if not values['depth_max'] > values['depth_min']:
+        return (f"depth_max ({values['depth_max']:g}) must be larger than depth_min "
+                f"({values['depth_min']:g})")
+    try:
+        depth_settings(values)
+    except ValueError as error:
+        return f'depth parameters: {error}'
+    return None

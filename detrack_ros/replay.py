@@ -13,6 +13,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 from detrack_model.data.synthetic import build_scene, render_frame, sequence_seed, SPLIT_SOURCES
+from detrack_model.data.synthetic.rgbd import rgbd_sequence
 from detrack_ros.bag_io import (BagError, BagReader, COMPRESSED_IMAGE_TYPE, DETECTION_TYPE,
                                 IMAGE_TYPE)
 from detrack_ros.detection_messages import detection_from_box, header_at, stamp_ns
@@ -20,10 +21,11 @@ from detrack_ros.image_conversion import (array_to_image, compressed_to_array, i
                                           ImageConversionError)
 from detrack_ros.init_boxes import box_from_detection
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray
 
@@ -37,6 +39,9 @@ class ReplaySequence:
     boxes: np.ndarray
     visible: np.ndarray
     fps: float
+    # Aligned depth (uint16 millimetres) per frame and the camera's K: an RGB-D camera.
+    depth_mm: Optional[List[np.ndarray]] = None
+    k: Optional[Tuple[float, ...]] = None
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -58,6 +63,16 @@ def generated_sequence(index: int = 0, frames: int = 150, size: Tuple[int, int] 
                           frames=[frame.image for frame in rendered],
                           boxes=np.array([frame.box for frame in rendered], np.float64),
                           visible=np.array([not frame.absent for frame in rendered]), fps=fps)
+
+
+def generated_rgbd_sequence(index: int = 0, frames: int = 150,
+                            size: Tuple[int, int] = (640, 480),
+                            fps: float = 30.0) -> ReplaySequence:
+    """Render an RGB-D sequence with aligned 16UC1 depth (see detrack_model's rgbd module)."""
+    rendered = rgbd_sequence(index, frames, size, fps=fps)
+    return ReplaySequence(name=rendered.name, frames=rendered.frames, boxes=rendered.boxes,
+                          visible=rendered.visible, fps=fps, depth_mm=rendered.depth_mm,
+                          k=rendered.k)
 
 
 def video_sequence(path: str, box_xywh: Sequence[float], max_frames: int = 0,
@@ -165,12 +180,16 @@ class ReplayClient(Node):
         self.init_pub = self.create_publisher(Detection2D, 'init_box', 10)
         self._lock = threading.Lock()
         self.detections: Dict[int, Received] = {}
+        # Image stamp -> client clock (ns) when its target_point arrived.
+        self.points: Dict[int, int] = {}
+        self._rgbd_pubs: Optional[Tuple[object, object]] = None
         self.arrays: Dict[int, int] = {}
         self.diagnostics: Dict[str, str] = {}
         self.diagnostics_count = 0
         self.create_subscription(Detection2D, 'detection', self._on_detection, 100)
         self.create_subscription(Detection2DArray, 'detections', self._on_detections, 100)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.create_subscription(PointStamped, 'target_point', self._on_point, 100)
         self._tracker_name: Optional[str] = None
 
     def watch_diagnostics_of(self, node_fqn: str) -> None:
@@ -188,6 +207,28 @@ class ReplayClient(Node):
         header = header_at(self.get_clock().now().nanoseconds if stamp is None else stamp,
                            frame_id)
         self.image_pub.publish(array_to_image(frame, encoding, header))
+        return header
+
+    def enable_rgbd(self) -> None:
+        """Create the depth/image and camera_info publishers of an RGB-D camera."""
+        if self._rgbd_pubs is None:
+            qos = qos_profile_sensor_data
+            self._rgbd_pubs = (self.create_publisher(Image, 'depth/image', qos),
+                               self.create_publisher(CameraInfo, 'camera_info', qos))
+
+    def publish_rgbd(self, frame: np.ndarray, depth_mm: np.ndarray, k: Sequence[float],
+                     stamp: Optional[int] = None, frame_id: str = 'camera') -> Header:
+        """Publish camera_info, 16UC1 depth and the rgb8 ``frame`` with one header."""
+        self.enable_rgbd()
+        header = header_at(self.get_clock().now().nanoseconds if stamp is None else stamp,
+                           frame_id)
+        height, width = depth_mm.shape
+        info = CameraInfo(header=header, width=width, height=height, k=[float(v) for v in k])
+        depth = Image(header=header, height=height, width=width, encoding='16UC1',
+                      is_bigendian=0, step=width * 2, data=depth_mm.astype('<u2').tobytes())
+        self._rgbd_pubs[1].publish(info)
+        self._rgbd_pubs[0].publish(depth)
+        self.image_pub.publish(array_to_image(frame, 'rgb8', header))
         return header
 
     def send_init(self, box_xywh: Sequence[float], header: Header) -> None:
@@ -215,6 +256,10 @@ class ReplayClient(Node):
         with self._lock:
             self.detections[stamp_ns(msg.header)] = Received(
                 xywh, score, msg.id, self.get_clock().now().nanoseconds)
+
+    def _on_point(self, msg: PointStamped) -> None:
+        with self._lock:
+            self.points[stamp_ns(msg.header)] = self.get_clock().now().nanoseconds
 
     def _on_detections(self, msg: Detection2DArray) -> None:
         with self._lock:

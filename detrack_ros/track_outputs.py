@@ -7,7 +7,7 @@ someone subscribes; ``/diagnostics`` on the node's timer. Every output of a fram
 that image's header.
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from detrack_ros.debug_overlay import draw_overlay
 from detrack_ros.detection_messages import detection_array, detection_from_box
@@ -25,15 +25,27 @@ class TrackOutputs:
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self.detection = node.create_publisher(Detection2D, 'detection', 10)
-        self.detections = node.create_publisher(Detection2DArray, 'detections', 10)
-        self.debug = node.create_publisher(Image, 'debug_image', 1)
-        self.diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 1)
+        self._publishers: List[Any] = []
+        self.detection = self.publisher(Detection2D, 'detection')
+        self.detections = self.publisher(Detection2DArray, 'detections')
+        self.debug = self.publisher(Image, 'debug_image', 1)
+        self.diagnostics = self.publisher(DiagnosticArray, '/diagnostics', 1)
+
+    def publisher(self, msg_type: Any, topic: str, depth: int = 10) -> Any:
+        """Create a publisher that :meth:`destroy` destroys with these."""
+        publisher = self._node.create_publisher(msg_type, topic, depth)
+        self._publishers.append(publisher)
+        return publisher
 
     def publish(self, header: Header, frame: Frame, box: np.ndarray, score: float, lost: bool,
                 track_id: str, class_id: str, debug: bool,
-                search: Optional[Sequence[float]] = None) -> None:
-        """Publish one processed frame's result (and its debug image when asked and heard)."""
+                search: Optional[Sequence[float]] = None) -> Optional[Detection2D]:
+        """
+        Publish one processed frame's result (and its debug image when asked and heard).
+
+        Return the Detection2D published, None while the target is lost.
+        """
+        detection = None
         if lost:
             self.detections.publish(detection_array(header))
         else:
@@ -43,6 +55,7 @@ class TrackOutputs:
         if debug and self.debug.get_subscription_count() > 0:
             overlay = draw_overlay(frame, box, score, lost, search)
             self.debug.publish(array_to_image(overlay, 'bgr8', header))
+        return detection
 
     def publish_diagnostics(self, warn: bool, message: str, hardware_id: str,
                             values: Dict[str, Any]) -> None:
@@ -58,5 +71,6 @@ class TrackOutputs:
 
     def destroy(self) -> None:
         """Destroy the publishers."""
-        for publisher in (self.detection, self.detections, self.debug, self.diagnostics):
+        for publisher in self._publishers:
             self._node.destroy_publisher(publisher)
+        self._publishers = []

@@ -13,7 +13,8 @@ frames instead of queueing them, and services and parameter calls stay responsiv
 
 What to track on which frame is the tracking session's decision; this node wires ROS to it:
 images in (``image`` or ``image/compressed``), targets in (:mod:`detrack_ros.init_inputs`),
-results out (:mod:`detrack_ros.track_outputs`), the services ``reset`` (Trigger) and
+results out (:mod:`detrack_ros.track_outputs`; the bearing and, with ``depth``, the 3-D
+target: :mod:`detrack_ros.target_3d_messages`), the services ``reset`` (Trigger) and
 ``enable`` (SetBool), parameters (:mod:`detrack_ros.parameters`). The README lists it all.
 """
 
@@ -32,8 +33,9 @@ from detrack_ros.image_input import ImageInput, Received
 from detrack_ros.inference_worker import InferenceWorker
 from detrack_ros.init_inputs import InitInputs
 from detrack_ros.node_statistics import NodeStatistics, WARN
-from detrack_ros.parameters import NAMES, PARAMETERS, SPECS
+from detrack_ros.parameters import check_together, NAMES, PARAMETERS, SPECS
 from detrack_ros.session_log import describe, LOG_THROTTLE_SEC, SessionLog
+from detrack_ros.target_3d_messages import diagnostics_values, Target3DOutput
 from detrack_ros.track_outputs import TrackOutputs
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
@@ -72,6 +74,7 @@ class TrackerNode(LifecycleNode):
         self.inits = InitInputs(self, self._live, lambda: self.session, self.worker.wake,
                                 self._counts, self._log)
         self.outputs: Optional[TrackOutputs] = None
+        self.target_3d: Optional[Target3DOutput] = None
         self._own_subscriptions: List[Any] = []
         self._own_services: List[Any] = []
         self._own_timers: List[Any] = []
@@ -99,6 +102,10 @@ class TrackerNode(LifecycleNode):
             if reason is not None:
                 self.get_logger().error(f'configure failed: {reason}')
                 return FAILURE
+        reason = check_together(self._live)
+        if reason is not None:
+            self.get_logger().error(f'configure failed: {reason}')
+            return FAILURE
         try:
             self._load_model()
         except Exception as error:  # noqa: B902 - every cause is logged, none ends the node
@@ -106,6 +113,8 @@ class TrackerNode(LifecycleNode):
             self.session = self.model = None
             return FAILURE
         self.outputs = TrackOutputs(self)
+        self.target_3d = Target3DOutput(self, self.outputs.publisher, self._counts, self._live,
+                                        lambda: self.inits.camera_info)
         self._own_services = [self.create_service(Trigger, 'reset', self._on_reset),
                               self.create_service(SetBool, 'enable', self._on_enable)]
         period = self.get_parameter('diagnostics_period').value
@@ -119,7 +128,8 @@ class TrackerNode(LifecycleNode):
         except (OSError, ValueError, RuntimeError) as error:
             self.get_logger().error(f'activate failed: cannot reload the model: {error}')
             return FAILURE
-        self._own_subscriptions = [self.images.subscribe(), *self.inits.subscribe()]
+        self._own_subscriptions = [self.images.subscribe(), *self.inits.subscribe(),
+                                   *self.target_3d.subscriptions(self.images.qos())]
         self.worker.start()
         self.get_logger().info(f'active: waiting for images on {self.images.topic()}')
         return SUCCESS
@@ -191,7 +201,7 @@ class TrackerNode(LifecycleNode):
         self._own_timers, self._own_services = [], []
         if self.outputs is not None:
             self.outputs.destroy()
-            self.outputs = None
+            self.outputs = self.target_3d = None
         session, self.session = self.session, None
         model, self.model = self.model, None
         if session is not None:
@@ -231,9 +241,12 @@ class TrackerNode(LifecycleNode):
                         'another aspect ratio: target declared lost, searched around its '
                         'rescaled box' if result.lost else 'target box rescaled'))
             header = result.item.msg.header
-            outputs.publish(header, result.frame, result.box, result.score, result.lost,
-                            result.track_id, self._live['class_id'], self._live['debug_image'],
-                            result.search_region)
+            detection = outputs.publish(header, result.frame, result.box, result.score,
+                                        result.lost, result.track_id, self._live['class_id'],
+                                        self._live['debug_image'], result.search_region)
+            if detection is not None:
+                height, width = result.frame.array.shape[:2]
+                self.target_3d.publish(header, result.box, detection, (width, height))
             self._counts['processed'] += 1
             age_ns = self.get_clock().now().nanoseconds - stamp_ns(header)
             self._stats.published(result.item.monotonic, age_ns * 1e-6)
@@ -268,6 +281,9 @@ class TrackerNode(LifecycleNode):
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
         values = {**self._live, **{p.name: p.value for p in ours}}
+        reason = check_together(values)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
         session, model = self.session, self.model
         if session is not None:
             try:
@@ -311,6 +327,7 @@ class TrackerNode(LifecycleNode):
             'backend': tracker.backend.name if tracker is not None else '',
             'decoder_layers': model.depth_label() if model is not None else '',
             'model': model.path if model is not None else '',
+            **diagnostics_values(counters),
             **self._stats.values(now),
         }
         self.outputs.publish_diagnostics(health == WARN, message, self.images.topic(), values)

@@ -9,8 +9,9 @@ import array
 import types
 
 import cv2
-from detrack_ros.image_conversion import (array_to_image, compressed_to_array, Frame,
-                                          image_to_array, ImageConversionError,
+from detrack_ros.image_conversion import (array_to_image, compressed_to_array,
+                                          depth_image_to_array, Frame, image_to_array,
+                                          ImageConversionError,
                                           SUPPORTED_ENCODINGS, ZERO_COPY_ENCODINGS)
 import numpy as np
 import pytest
@@ -403,3 +404,48 @@ def test_array_to_image_non_contiguous_and_single_channel():
 def test_array_to_image_rejects(value, encoding, reason):
     with pytest.raises(ImageConversionError, match=reason):
         array_to_image(value, encoding)
+
+
+# -- depth images ----------------------------------------------------------------------------
+
+def test_depth_16uc1_big_endian_padded_rows_is_a_view_in_millimetres():
+    """16UC1 with padded rows and swapped bytes: a view of the message, metres per unit 1e-3."""
+    values = (np.arange(12, dtype=np.uint16).reshape(3, 4) + 1000)
+    padded = np.zeros((3, 6), '>u2')
+    padded[:, :4] = values
+    msg = Image(height=3, width=4, encoding='16UC1', is_bigendian=1, step=12,
+                data=padded.tobytes())
+    depth = depth_image_to_array(msg)
+    assert depth.metres_per_unit == 0.001
+    assert np.array_equal(depth.array, values)
+    assert np.shares_memory(depth.array, np.frombuffer(msg.data, np.uint8))
+
+
+def test_depth_32fc1_keeps_nan_and_is_in_metres():
+    """32FC1 is metres; NaN (no reading) stays NaN for the statistic to skip."""
+    values = np.array([[1.5, np.nan], [0.0, 2.25]], np.float32)
+    msg = Image(height=2, width=2, encoding='32FC1', step=8, data=values.tobytes())
+    depth = depth_image_to_array(msg)
+    assert depth.metres_per_unit == 1.0
+    assert np.array_equal(depth.array, values, equal_nan=True)
+
+
+@pytest.mark.parametrize('encoding, step, size, needle', [
+    ('rgb8', 12, 36, 'unsupported depth encoding'),
+    ('mono16', 8, 24, 'unsupported depth encoding'),
+    ('16UC1', 6, 24, 'step 6 is smaller'),
+    ('16UC1', 8, 10, 'holds 10 bytes'),
+    ('32FC1', 16, 48, None),
+])
+def test_depth_encodings_and_sizes_are_checked(encoding, step, size, needle):
+    """Only 16UC1 and 32FC1, and sizes that describe the data; else one clear error."""
+    msg = Image(height=3, width=4, encoding=encoding, step=step, data=bytes(size))
+    if needle is None:
+        assert depth_image_to_array(msg).array.shape == (3, 4)
+        return
+    with pytest.raises(ImageConversionError, match=needle):
+        depth_image_to_array(msg)
+    if encoding == '16UC1':
+        with pytest.raises(ImageConversionError, match='max_image_pixels'):
+            depth_image_to_array(Image(height=3, width=4, encoding='16UC1', step=8,
+                                       data=bytes(24)), max_pixels=11)

@@ -40,7 +40,7 @@ OFFICIAL_HASHES = {
 ALL_MESSAGES = sorted(set(OFFICIAL_HASHES) | {
     'BoundingBox3DArray', 'Detection3DArray', 'VisionInfo'})
 
-# The 2-D types the tracker publishes, with their fields in wire order.
+# The types the tracker publishes, with their fields in wire order.
 FIELDS = {
     'Detection2D': {'header': 'std_msgs/Header',
                     'results': 'sequence<vision_msgs/ObjectHypothesisWithPose>',
@@ -53,6 +53,10 @@ FIELDS = {
     'ObjectHypothesis': {'class_id': 'string', 'score': 'double'},
     'ObjectHypothesisWithPose': {'hypothesis': 'vision_msgs/ObjectHypothesis',
                                  'pose': 'geometry_msgs/PoseWithCovariance'},
+    'Detection3D': {'header': 'std_msgs/Header',
+                    'results': 'sequence<vision_msgs/ObjectHypothesisWithPose>',
+                    'bbox': 'vision_msgs/BoundingBox3D', 'id': 'string'},
+    'BoundingBox3D': {'center': 'geometry_msgs/Pose', 'size': 'geometry_msgs/Vector3'},
 }
 
 
@@ -76,12 +80,15 @@ def test_generated_type_hash_equals_official(name):
     assert hashes[f'vision_msgs/msg/{name}'] == OFFICIAL_HASHES[name]
 
 
-def test_nested_types_hash_like_their_own_descriptions():
-    """Types nested in Detection2D carry the same hash as their standalone description."""
+@pytest.mark.parametrize('outer, names', [
+    ('Detection2D', ('BoundingBox2D', 'ObjectHypothesisWithPose', 'ObjectHypothesis', 'Pose2D',
+                     'Point2D')),
+    ('Detection3D', ('BoundingBox3D', 'ObjectHypothesisWithPose', 'ObjectHypothesis'))])
+def test_nested_types_hash_like_their_own_descriptions(outer, names):
+    """Types nested in a detection carry the same hash as their standalone description."""
     nested = {entry['type_name']: entry['hash_string']
-              for entry in type_description('Detection2D')['type_hashes']}
-    for name in ('BoundingBox2D', 'ObjectHypothesisWithPose', 'ObjectHypothesis', 'Pose2D',
-                 'Point2D'):
+              for entry in type_description(outer)['type_hashes']}
+    for name in names:
         assert nested[f'vision_msgs/msg/{name}'] == OFFICIAL_HASHES[name]
 
 
@@ -94,13 +101,13 @@ def test_every_message_is_generated_and_importable(name):
 
 @pytest.mark.parametrize('name', sorted(FIELDS))
 def test_field_layout(name):
-    """The 2-D messages have the 4.x fields in wire order (bbox.center.position.x)."""
+    """The published messages have the 4.x fields in wire order (bbox.center.position.x)."""
     fields = message_class(name).get_fields_and_field_types()
     assert list(fields.items()) == list(FIELDS[name].items())
 
 
 @pytest.mark.parametrize('name', ['Detection2D', 'Detection2DArray', 'BoundingBox2D',
-                                  'ObjectHypothesisWithPose'])
+                                  'ObjectHypothesisWithPose', 'Detection3D', 'BoundingBox3D'])
 def test_hash_advertised_on_the_graph_equals_official(ros_context, name):
     """The hash a live publisher advertises over DDS is the official one."""
     node = rclpy.create_node('type_hash_probe', context=ros_context)

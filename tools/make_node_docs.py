@@ -3,8 +3,11 @@ Measure the tracker node end to end on this machine and write docs/node.md + doc
 
 Each run starts ``tracker_node`` as its own process with the shipped model and replays held-out
 generated sequences (640x480 rgb8) over DDS with ``detrack_ros.demo.run_demo``: at a 30 Hz
-camera (latency, overhead, drops) and flooded at 200 Hz (the most frames the node gets through).
-Run inside the built workspace (``make build``, then source it, see README).
+camera (latency, overhead, drops) and flooded at 200 Hz (the most frames the node gets through);
+and rendered RGB-D sequences (640x480 rgb8 + aligned 16UC1 depth + camera_info, 30 Hz) with the
+3-D output on (``depth``), where the latency of ``target_point`` is measured too.
+Run inside the built workspace (``make build``, then source it, see README);
+``--only 'RGB-D'`` (repeatable, a part of a setting's name) runs only some settings.
 """
 
 import argparse
@@ -13,7 +16,7 @@ import platform
 from typing import Dict, List
 
 from detrack_ros.demo import DemoResult, run_demo
-from detrack_ros.replay import generated_sequence
+from detrack_ros.replay import generated_rgbd_sequence, generated_sequence
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,6 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def _row(name: str, runs: List[DemoResult]) -> Dict[str, float]:
     latency = np.concatenate([run.latency_ms for run in runs])
+    points = np.concatenate([run.point_latency_ms for run in runs])
     frames = sum(run.frames for run in runs)
     answered = sum(run.answered for run in runs)
     wall = sum(run.wall_sec for run in runs)
@@ -36,7 +40,9 @@ def _row(name: str, runs: List[DemoResult]) -> Dict[str, float]:
             'median': float(np.median(latency)), 'p95': float(np.percentile(latency, 95)),
             'overhead': float(np.median(latency)) - model_ms, 'node_ms': node_ms,
             'dropped': 1.0 - answered / frames,
-            'ao': float(np.mean([run.ao for run in runs])), 'latency': latency}
+            'ao': float(np.mean([run.ao for run in runs])), 'latency': latency,
+            'point_median': float(np.median(points)) if len(points) else None,
+            'points': len(points)}
 
 
 def main() -> None:
@@ -45,22 +51,33 @@ def main() -> None:
     parser.add_argument('--sequences', type=int, default=3)
     parser.add_argument('--frames', type=int, default=300)
     parser.add_argument('--docs', default=str(ROOT / 'docs'))
+    parser.add_argument('--only', action='append', default=[],
+                        help='run only the settings whose name contains this (repeatable)')
     args = parser.parse_args()
     sequences = [generated_sequence(index, args.frames, fps=30.0)
                  for index in range(args.sequences)]
-    settings = [('onnxruntime (default on CPU), 30 Hz camera', {'backend': 'onnxruntime'}, 30.0),
-                ('PyTorch, 30 Hz camera', {'backend': 'torch'}, 30.0),
-                ('onnxruntime, 200 Hz flood', {'backend': 'onnxruntime'}, 200.0)]
+    rgbd = [generated_rgbd_sequence(index, args.frames, fps=30.0)
+            for index in range(args.sequences)]
+    settings = [('onnxruntime (default on CPU), 30 Hz camera', {'backend': 'onnxruntime'}, 30.0,
+                 sequences),
+                ('PyTorch, 30 Hz camera', {'backend': 'torch'}, 30.0, sequences),
+                ('onnxruntime, 200 Hz flood', {'backend': 'onnxruntime'}, 200.0, sequences),
+                ('onnxruntime, 30 Hz RGB-D camera, 3-D off', {'backend': 'onnxruntime'}, 30.0,
+                 rgbd),
+                ('onnxruntime, 30 Hz RGB-D camera, 3-D on (depth)',
+                 {'backend': 'onnxruntime', 'depth': 'true'}, 30.0, rgbd)]
+    if args.only:
+        settings = [s for s in settings if any(part in s[0] for part in args.only)]
     rows = []
-    for name, parameters, rate in settings:
+    for name, parameters, rate, played in settings:
         runs = [run_demo(sequence, dict(parameters, diagnostics_period='0.5'), rate,
-                         log=lambda *_: None) for sequence in sequences]
+                         log=lambda *_: None) for sequence in played]
         rows.append(_row(name, runs))
         print(f"{name}: {rows[-1]['rate']:.1f} frames/s, latency median "
               f"{rows[-1]['median']:.1f} ms p95 {rows[-1]['p95']:.1f} ms, dropped "
               f"{100 * rows[-1]['dropped']:.1f} %")
     docs = pathlib.Path(args.docs)
-    _plot(rows[:2], docs / 'node-latency.png')
+    _plot([row for row in rows if '30 Hz' in row['name']], docs / 'node-latency.png')
     (docs / 'node.md').write_text(_page(rows, args))
 
 
@@ -87,14 +104,17 @@ def _page(rows, args) -> str:
         f'another process over DDS (Fast DDS, shared memory). {args.sequences} held-out '
         f'generated sequences of {args.frames} frames, 640x480 rgb8, best-effort images.', '',
         '| setting | frames | processed / s | model time (ms) | model alone (frames/s) | '
-        'latency median (ms) | latency p95 (ms) | node overhead (ms) | dropped | AO |',
-        '|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+        'latency median (ms) | latency p95 (ms) | node overhead (ms) | dropped | AO | '
+        'target_point latency median (ms) |',
+        '|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ]
     for row in rows:
+        point = f"{row['point_median']:.1f}" if row['point_median'] is not None else '-'
         lines.append(
             f"| {row['name']} | {row['frames']} | {row['rate']:.1f} | {row['model_ms']:.2f} | "
             f"{row['model_fps']:.0f} | {row['median']:.1f} | {row['p95']:.1f} | "
-            f"{row['overhead']:.1f} | {100 * row['dropped']:.1f} % | {row['ao']:.3f} |")
+            f"{row['overhead']:.1f} | {100 * row['dropped']:.1f} % | {row['ao']:.3f} | "
+            f'{point} |')
     lines += [
         '', '![latency](node-latency.png)', '',
         '- **latency**: the camera stamps each image with its clock just before publishing; '
@@ -108,9 +128,14 @@ def _page(rows, args) -> str:
         'the target reported lost). At 200 Hz the camera outruns the model on purpose: the '
         'node skips to the newest frame and never builds a queue.',
         '- **AO**: GOT-10k average overlap of the published boxes (a frame without an answer '
-        'keeps the previous box).', '',
+        'keeps the previous box).',
+        '- **RGB-D**: rendered sequences (`detrack_model.data.synthetic.rgbd`) with aligned '
+        '16UC1 depth and camera_info published with each image; with `depth:=true` the node '
+        'also pairs the depth image and publishes `target_bearing`, `target_point` and '
+        '`detection_3d` after the detection. **target_point latency**: image stamp to '
+        '`target_point` received (see [depth.md](depth.md) for its accuracy).', '',
         'Regenerate: `python -m tools.make_node_docs` inside the built workspace (see the '
-        'README); it takes about two minutes.', '']
+        'README); it takes about five minutes.', '']
     return '\n'.join(lines)
 
 
