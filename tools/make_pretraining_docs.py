@@ -200,6 +200,7 @@ def main() -> int:
     parser.add_argument('--work', type=pathlib.Path,
                         default=ROOT / 'build' / 'eval' / 'pretraining')
     parser.add_argument('--docs', type=pathlib.Path, default=DOCS)
+    parser.add_argument('--note', default='', help='how the runs were made (shown on the page)')
     args = parser.parse_args()
     torch.set_num_threads(2)
     args.docs.mkdir(parents=True, exist_ok=True)
@@ -229,13 +230,13 @@ def main() -> int:
     if rows:
         curve_plot(rows, args.docs / 'pretraining-tracking.png')
     (args.docs / 'pretraining.md').write_text(page(facts, rows, len(val), args.frames,
-                                                   args.test_frames))
+                                                   args.test_frames, args.note))
     print((args.docs / 'pretraining.md').read_text())
     return 0
 
 
 def page(facts: Dict[str, Any], rows: List[Dict[str, Any]], count: int, frames: int,
-         test_frames: int) -> str:
+         test_frames: int, note: str = '') -> str:
     """Render docs/pretraining.md."""
     recipe, meta = facts['recipe'], facts['metadata']
     encoder = recipe.model.encoder
@@ -259,7 +260,7 @@ def page(facts: Dict[str, Any], rows: List[Dict[str, Any]], count: int, frames: 
         f'Run: `training/pretrain/cpu.yaml` ({encoder.depth} blocks x {encoder.dim}, '
         f'{recipe.model.template_size}/{recipe.model.search_size} px crops), '
         f'{meta["steps"]} steps, {meta["samples"]} crops, '
-        f'{meta["wall_time_s"] / 60:.0f} min on this machine.',
+        f'{meta["wall_time_s"] / 60:.0f} min on this machine.' + (f' {note}' if note else ''),
         '',
         '![loss](pretraining-loss.png)',
         '',
