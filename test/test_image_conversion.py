@@ -9,10 +9,10 @@ import array
 import types
 
 import cv2
-from detrack_ros.image_conversion import (array_to_image, compressed_to_array,
-                                          depth_image_to_array, Frame, image_to_array,
-                                          ImageConversionError,
+from detrack_ros.image_conversion import (array_to_image, compressed_to_array, Frame,
+                                          image_to_array, ImageConversionError,
                                           SUPPORTED_ENCODINGS, ZERO_COPY_ENCODINGS)
+from detrack_ros.image_decoding import depth_image_to_array
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
