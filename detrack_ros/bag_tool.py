@@ -6,6 +6,9 @@ Examples::
     detrack-bag recording.mcap --topic /camera/image_raw --box 310,200,80,60
     detrack-bag recording.mcap --topic /camera/image_raw/compressed \\
         --init-topic /tracker/init_box --reference-topic /labels --output tracked.mcap
+    detrack-bag rgbd.mcap --topic /camera/color/image_raw --box 310,200,80,60 \\
+        --camera-info-topic /camera/color/camera_info \\
+        --depth-topic /camera/aligned_depth_to_color/image_raw
 
 The images of ``--topic`` (sensor_msgs/Image or CompressedImage) go through the node's own
 :class:`~detrack_model.tracking.session.TrackingSession` with the node's default parameters,
@@ -17,6 +20,8 @@ tracked) and ``<namespace>/detections`` (Detection2DArray, empty while it is los
 the header of its image and recorded at the image's time, so it plays back beside the input in
 RViz or Foxglove. With ``--reference-topic`` (Detection2D boxes, matched to images by stamp)
 AO, SR0.5 and SR0.75 are reported under the GOT-10k protocol (the first frame excluded).
+With ``--camera-info-topic`` the node's ``target_bearing`` is written too, and with an aligned
+``--depth-topic`` its ``target_point`` and ``detection_3d`` (:mod:`detrack_ros.bag_target_3d`).
 """
 
 import argparse
