@@ -398,9 +398,9 @@ def run_bag(config: BagRunConfig, tracker: Optional[Tracker] = None,
 
     ``tracker`` defaults to the one the node builds; ``hooks`` add outputs per image (with
     ``config.camera_info_topic``, :class:`~detrack_ros.bag_target_3d.BagTarget3D` is one of
-    them). Exactly
-    one of ``config.box`` and ``config.init_topic`` starts the target. Raise :class:`BagError`
-    for a bag, topic, type or initial box that cannot be used; the output is then not written.
+    them). Exactly one of ``config.box`` and ``config.init_topic`` starts the target. Raise
+    :class:`BagError` for a bag, topic, type or initial box that cannot be used; the output is
+    then not written.
     """
     if (config.box is None) == (not config.init_topic):
         raise BagError('give exactly one of --box and --init-topic')
