@@ -28,6 +28,7 @@ COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 DETECTION_TYPE = 'vision_msgs/msg/Detection2D'
 DETECTION_ARRAY_TYPE = 'vision_msgs/msg/Detection2DArray'
 ROI_TYPE = 'sensor_msgs/msg/RegionOfInterest'
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 
 
 class BagError(RuntimeError):

@@ -6,6 +6,9 @@ Examples::
     detrack-bag recording.mcap --topic /camera/image_raw --box 310,200,80,60
     detrack-bag recording.mcap --topic /camera/image_raw/compressed \\
         --init-topic /tracker/init_box --reference-topic /labels --output tracked.mcap
+    detrack-bag rgbd.mcap --topic /camera/color/image_raw --box 310,200,80,60 \\
+        --camera-info-topic /camera/color/camera_info \\
+        --depth-topic /camera/aligned_depth_to_color/image_raw
 
 The images of ``--topic`` (sensor_msgs/Image or CompressedImage) go through the node's own
 :class:`~detrack_model.tracking.session.TrackingSession` with the node's default parameters,
@@ -17,6 +20,8 @@ tracked) and ``<namespace>/detections`` (Detection2DArray, empty while it is los
 the header of its image and recorded at the image's time, so it plays back beside the input in
 RViz or Foxglove. With ``--reference-topic`` (Detection2D boxes, matched to images by stamp)
 AO, SR0.5 and SR0.75 are reported under the GOT-10k protocol (the first frame excluded).
+With ``--camera-info-topic`` the node's ``target_bearing`` is written too, and with an aligned
+``--depth-topic`` its ``target_point`` and ``detection_3d`` (:mod:`detrack_ros.bag_target_3d`).
 """
 
 import argparse
@@ -37,8 +42,9 @@ from detrack_model.tracking.session import (FrameData, PendingInit, SessionSetti
                                             StepResult, TrackingSession)
 from detrack_model.tracking.tracker import Tracker, TrackerConfig
 from detrack_ros.bag_io import (BagError, BagMessage, BagReader, BagWriter,
-                                COMPRESSED_IMAGE_TYPE, DETECTION_ARRAY_TYPE, DETECTION_TYPE,
-                                IMAGE_TYPE, ROI_TYPE)
+                                CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, DETECTION_ARRAY_TYPE,
+                                DETECTION_TYPE, IMAGE_TYPE, ROI_TYPE)
+from detrack_ros.bag_target_3d import BagTarget3D
 from detrack_ros.detection_fields import (box_from_detection, box_from_roi, detection_fields,
                                           stamp_ns)
 from detrack_ros.image_decoding import (compressed_to_array, image_to_array,
@@ -72,6 +78,8 @@ class TrackedFrame(NamedTuple):
     frame: FrameData
     # This image started the target (its box is the initial one, score 1).
     started: bool
+    # The Detection2D written for this image, as fields (None while lost).
+    detection: Optional[Dict[str, Any]]
 
 
 class FrameHook(Protocol):
@@ -80,7 +88,7 @@ class FrameHook(Protocol):
 
     ``topics`` are read from the bag besides the images and handed to :meth:`on_message` in
     recording order; :meth:`on_tracked` follows every tracked image and may write messages of
-    its own to the output bag.
+    its own to the output bag; :meth:`finish` comes once after the last message read.
     """
 
     topics: Sequence[str]
@@ -90,6 +98,9 @@ class FrameHook(Protocol):
 
     def on_tracked(self, tracked: TrackedFrame, writer: BagWriter) -> None:
         """Take the output of one image; write to ``writer`` what belongs beside it."""
+
+    def finish(self, writer: BagWriter, result: 'BagRun') -> None:
+        """Write what is still held back; add counts and summary lines to ``result``."""
 
 
 @dataclass
@@ -109,6 +120,10 @@ class BagRunConfig:
     backend: str = 'auto'
     # Images read at most (0: all).
     max_frames: int = 0
+    # The 3-D outputs: camera_info (sensor_msgs/CameraInfo) gives the bearing; with an aligned
+    # depth topic (sensor_msgs/Image, 16UC1 or 32FC1) too, the target point and Detection3D.
+    camera_info_topic: str = ''
+    depth_topic: str = ''
 
 
 @dataclass
@@ -126,6 +141,9 @@ class BagRun:
     wall_sec: float = 0.0
     scores: Optional[Scores] = None
     reference_boxes: int = 0
+    # The hooks' counters (the node's names, e.g. depth_unmatched) and summary lines.
+    counts: Dict[str, int] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
 
     def report(self) -> str:
         """Return the human-readable summary."""
@@ -152,6 +170,7 @@ class BagRun:
             else:
                 lines.append(f'accuracy               none: of {self.reference_boxes} reference '
                              'boxes, none shares its stamp with a scored image')
+        lines.extend(self.notes)
         return '\n'.join(line for line in lines if line)
 
 
@@ -235,6 +254,10 @@ def check_topics(config: BagRunConfig, reader: BagReader,
         init_type = reader.require(config.init_topic, tuple(INIT_TYPES), 'init topic')
     if config.reference_topic:
         reader.require(config.reference_topic, (DETECTION_TYPE,), 'reference topic')
+    if config.camera_info_topic:
+        reader.require(config.camera_info_topic, (CAMERA_INFO_TYPE,), 'camera_info topic')
+    if config.depth_topic:
+        reader.require(config.depth_topic, (IMAGE_TYPE,), 'depth topic')
     for hook in hooks:
         for topic in hook.topics:
             if topic not in reader.topics:
@@ -281,6 +304,8 @@ class _Run:
                     box_from_detection(message.message)
             if message.topic in self.hook_topics:
                 self.hook_topics[message.topic].on_message(message)
+        for hook in self.hooks:
+            hook.finish(writer, self.result)
         self.result.wall_sec = time.perf_counter() - started
         self.finish(reader)
         return self.result
@@ -315,6 +340,7 @@ class _Run:
         header = item.msg.header
         stamp = stamp_ns(header)
         namespace = self.config.namespace.rstrip('/')
+        detection = None
         if result.lost:
             self.result.lost += 1
             writer.write(f'{namespace}/detections', DETECTION_ARRAY_TYPE,
@@ -332,7 +358,8 @@ class _Run:
             self.image_size = (result.frame.array.shape[1], result.frame.array.shape[0])
         self.predicted[stamp] = result.box
         tracked = TrackedFrame(header, item.log_time, result.box, result.score, result.lost,
-                               result.track_id, result.frame, result.started is not None)
+                               result.track_id, result.frame, result.started is not None,
+                               detection)
         for hook in self.hooks:
             hook.on_tracked(tracked, writer)
 
@@ -369,14 +396,22 @@ def run_bag(config: BagRunConfig, tracker: Optional[Tracker] = None,
     """
     Track ``config.topic`` of ``config.bag`` and write the outputs to ``config.output``.
 
-    ``tracker`` defaults to the one the node builds; ``hooks`` add outputs per image. Exactly
-    one of ``config.box`` and ``config.init_topic`` starts the target. Raise :class:`BagError`
-    for a bag, topic, type or initial box that cannot be used; the output is then not written.
+    ``tracker`` defaults to the one the node builds; ``hooks`` add outputs per image (with
+    ``config.camera_info_topic``, :class:`~detrack_ros.bag_target_3d.BagTarget3D` is one of
+    them). Exactly one of ``config.box`` and ``config.init_topic`` starts the target. Raise
+    :class:`BagError` for a bag, topic, type or initial box that cannot be used; the output is
+    then not written.
     """
     if (config.box is None) == (not config.init_topic):
         raise BagError('give exactly one of --box and --init-topic')
+    if config.depth_topic and not config.camera_info_topic:
+        raise BagError('--depth-topic needs --camera-info-topic: depth pixels become a 3-D '
+                       'point through the camera matrix K')
     if pathlib.Path(config.output).resolve() == pathlib.Path(config.bag).resolve():
         raise BagError(f'the output {config.output} would overwrite the input bag')
+    if config.camera_info_topic:
+        hooks = [*hooks, BagTarget3D(config.camera_info_topic, config.depth_topic,
+                                     config.namespace, log)]
     with BagReader(config.bag) as reader:
         topics = check_topics(config, reader, hooks)
         run = _Run(config, topics, tracker or load_tracker(config), hooks, log)
@@ -428,6 +463,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        help='start from its first message (Detection2D or RegionOfInterest)')
     parser.add_argument('--reference-topic', default='',
                         help='reference boxes (Detection2D) to score against')
+    parser.add_argument('--camera-info-topic', default='',
+                        help='sensor_msgs/CameraInfo of the images: write target_bearing')
+    parser.add_argument('--depth-topic', default='',
+                        help='depth aligned to the images (sensor_msgs/Image, 16UC1 or 32FC1; '
+                        'needs --camera-info-topic): write target_point and detection_3d')
     parser.add_argument('--output', type=pathlib.Path,
                         help='output bag (default: <bag>_detrack.mcap beside the input)')
     parser.add_argument('--namespace', default='/tracker',
@@ -445,7 +485,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           output=args.output or default_output(args.bag), box=args.box,
                           init_topic=args.init_topic, reference_topic=args.reference_topic,
                           namespace=args.namespace, class_id=args.class_id, model=args.model,
-                          device=args.device, backend=args.backend, max_frames=args.max_frames)
+                          device=args.device, backend=args.backend, max_frames=args.max_frames,
+                          camera_info_topic=args.camera_info_topic,
+                          depth_topic=args.depth_topic)
     try:
         result = run_bag(config, log=lambda text: print(text, file=sys.stderr))
     except BagError as error:

@@ -6,7 +6,8 @@ from detrack_ros.detection_fields import detection_fields, stamp_ns
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-# The element class of each message-list field that detection_fields fills.
+# The element class of each message-list field the field rules fill (Detection2D's and
+# Detection3D's ``results``).
 _ELEMENTS: Dict[str, type] = {'results': ObjectHypothesisWithPose}
 
 
@@ -17,13 +18,13 @@ def header_at(stamp: int, frame_id: str = '') -> Header:
     return header
 
 
-def _assign(message: Any, fields: Mapping[str, Any]) -> Any:
-    """Set the nested ``fields`` on ``message``; return it."""
+def assign_fields(message: Any, fields: Mapping[str, Any]) -> Any:
+    """Set the nested ``fields`` (as the ROS-free field rules give them) on ``message``."""
     for name, value in fields.items():
         if isinstance(value, Mapping):
-            _assign(getattr(message, name), value)
+            assign_fields(getattr(message, name), value)
         elif isinstance(value, list):
-            setattr(message, name, [_assign(_ELEMENTS[name](), item) for item in value])
+            setattr(message, name, [assign_fields(_ELEMENTS[name](), item) for item in value])
         else:
             setattr(message, name, value)
     return message
@@ -37,8 +38,8 @@ def detection_from_box(box_xywh: Sequence[float], header: Header, class_id: str 
     The fields follow :func:`detrack_ros.detection_fields.detection_fields`: one result
     carrying ``class_id`` and ``score`` when ``score`` is given, none otherwise.
     """
-    return _assign(Detection2D(header=header),
-                   detection_fields(box_xywh, class_id, score, track_id))
+    return assign_fields(Detection2D(header=header),
+                         detection_fields(box_xywh, class_id, score, track_id))
 
 
 def detection_array(header: Header, detections: Sequence[Detection2D] = ()) -> Detection2DArray:
@@ -46,4 +47,4 @@ def detection_array(header: Header, detections: Sequence[Detection2D] = ()) -> D
     return Detection2DArray(header=header, detections=list(detections))
 
 
-__all__ = ['detection_array', 'detection_from_box', 'header_at', 'stamp_ns']
+__all__ = ['assign_fields', 'detection_array', 'detection_from_box', 'header_at', 'stamp_ns']

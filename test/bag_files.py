@@ -5,8 +5,9 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 from detrack_model.data.synthetic import build_scene, render_frame, sequence_seed, SPLIT_SOURCES
-from detrack_ros.bag_io import (BagWriter, COMPRESSED_IMAGE_TYPE, DETECTION_TYPE, IMAGE_TYPE,
-                                ROI_TYPE)
+from detrack_model.data.synthetic.rgbd import RgbdSequence
+from detrack_ros.bag_io import (BagWriter, CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE,
+                                DETECTION_TYPE, IMAGE_TYPE, ROI_TYPE)
 from detrack_ros.detection_fields import detection_fields
 import numpy as np
 
@@ -95,3 +96,41 @@ def write_bag(path: pathlib.Path, sequence: Rendered, compressed: bool = False,
     for topic_name, type_name, message, at in extra:
         writer.write(topic_name, type_name, message, at)
     return writer.commit()
+
+
+def depth_image(depth: np.ndarray, index: int, encoding: str = '16UC1') -> dict:
+    """Return the fields of a depth sensor_msgs/Image (16UC1 from uint16, 32FC1 from float32)."""
+    height, width = depth.shape
+    return {'header': header(index), 'height': height, 'width': width, 'encoding': encoding,
+            'is_bigendian': 0, 'step': width * depth.itemsize,
+            'data': np.ascontiguousarray(depth).tobytes()}
+
+
+def camera_info(k: Sequence[float], size: Tuple[int, int], index: int) -> dict:
+    """Return the fields of the sensor_msgs/CameraInfo of image ``index`` (no distortion)."""
+    return {'header': header(index), 'width': size[0], 'height': size[1],
+            'distortion_model': 'plumb_bob', 'd': [0.0] * 5, 'k': [float(v) for v in k],
+            'r': [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+            'p': [k[0], 0.0, k[2], 0.0, 0.0, k[4], k[5], 0.0, 0.0, 0.0, 1.0, 0.0]}
+
+
+def write_rgbd_bag(path: pathlib.Path, sequence: RgbdSequence, depth: bool = True,
+                   depth_encoding: str = '16UC1', info: bool = True) -> pathlib.Path:
+    """
+    Write an RGB-D sequence as a bag, the way an RGB-D driver's topics are recorded.
+
+    Colour on /camera/image_raw, camera_info on /camera/camera_info (recorded just before its
+    image), 16UC1 depth aligned to colour on /camera/depth/image_raw (recorded just after it),
+    all stamped alike. ``depth_encoding`` other than 16UC1 relabels the millimetres unchanged.
+    """
+    extra = []
+    for index in range(len(sequence.frames)):
+        if info:
+            extra.append(('/camera/camera_info', CAMERA_INFO_TYPE,
+                          camera_info(sequence.k, sequence.size, index),
+                          log_time(index) - 2_000_000))
+        if depth:
+            extra.append(('/camera/depth/image_raw', IMAGE_TYPE,
+                          depth_image(sequence.depth_mm[index], index, depth_encoding),
+                          log_time(index) + 3_000_000))
+    return write_bag(path, Rendered(sequence.frames, sequence.boxes), extra=extra)

@@ -90,7 +90,7 @@ def camera_info(sequence: RgbdSequence, k=None, size=None) -> CameraInfo:
 def send_camera_info(harness: NodeHarness, msg: CameraInfo) -> None:
     """Publish camera_info until the node has this very calibration."""
     def arrived():
-        info = harness.node._camera_info
+        info = harness.node.inits.camera_info
         return info is not None and list(info.k) == list(msg.k) and info.width == msg.width
     for _ in range(50):
         harness.client.camera_info_pub.publish(msg)
