@@ -3,7 +3,7 @@
 import threading
 
 from detrack_model.tracking.session import FrameData, SessionSettings, TrackingSession
-from detrack_model.tracking.tracker import Tracker
+from detrack_model.tracking.tracker import Tracker, TrackerConfig
 import numpy as np
 import pytest
 
@@ -201,6 +201,21 @@ def test_settings_are_checked_once_and_replaced_as_a_whole():
     previous = run.update(run.change(score_threshold=0.6, lost_patience=2))
     assert previous is before
     assert (run.tracker.config.score_threshold, run.tracker.config.lost_patience) == (0.6, 2)
+
+
+def test_the_robustness_switches_come_from_the_tracker_unless_settings_say():
+    """Without settings the tracker's motion/redetect stay; settings switch them as a whole."""
+    tracker = Tracker(ScriptedBackend(), TrackerConfig(motion=True, redetect=True,
+                                                       score_threshold=0.4))
+    run = TrackingSession(tracker, lambda item: item[0], convert, Recorder())
+    assert (run.settings.motion, run.settings.redetect) == (True, True)
+    assert (tracker.config.motion, tracker.config.redetect) == (True, True)
+    assert tracker.config.score_threshold == 0.4
+    run.update(run.change(redetect=False))
+    assert (tracker.config.motion, tracker.config.redetect) == (True, False)
+    explicit = TrackingSession(Tracker(ScriptedBackend(), TrackerConfig(motion=True)),
+                               lambda item: item[0], convert, Recorder(), SessionSettings())
+    assert not explicit.tracker.config.motion
 
 
 def test_a_frame_of_another_size_is_skipped_and_counted():

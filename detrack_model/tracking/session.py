@@ -137,8 +137,10 @@ class TrackingSession(Generic[Item]):
         self.counters: collections.Counter = collections.Counter()
         self._size_changes_seen = tracker.size_changes
         # Without settings, the tracker's own thresholds are the session's.
-        self.update(settings or SessionSettings(score_threshold=tracker.config.score_threshold,
-                                                lost_patience=tracker.config.lost_patience))
+        config = tracker.config
+        self.update(settings or SessionSettings(score_threshold=config.score_threshold,
+                                                lost_patience=config.lost_patience,
+                                                motion=config.motion, redetect=config.redetect))
 
     # -- settings ---------------------------------------------------------------------------
 
