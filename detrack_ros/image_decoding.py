@@ -154,6 +154,27 @@ def _buffer(msg: Any) -> np.ndarray:
         ) from error
 
 
+def _sized_buffer(msg: Any, what: str, encoding: str, pixel_bytes: int,
+                  max_pixels: int) -> Tuple[np.ndarray, int, int, int]:
+    """Return the data, height, width and step of ``msg`` once its sizes are consistent."""
+    height, width, step = (_unsigned(msg, name) for name in ('height', 'width', 'step'))
+    if width == 0 or height == 0:
+        raise ImageConversionError(f'{what} has zero size: {width}x{height} (width x height)')
+    if width * height > max_pixels:
+        raise ImageConversionError(f'{what} of {width}x{height} = {width * height} pixels is '
+                                   f'over the limit of {max_pixels} (max_image_pixels)')
+    if step < width * pixel_bytes:
+        raise ImageConversionError(
+            f'{what} step {step} is smaller than width {width} x {pixel_bytes} bytes per pixel '
+            f'({encoding}) = {width * pixel_bytes}')
+    buffer = _buffer(msg)
+    if buffer.size < step * height:
+        raise ImageConversionError(
+            f'{what} data holds {buffer.size} bytes, step {step} x height {height} needs '
+            f'{step * height}')
+    return buffer, height, width, step
+
+
 def image_to_array(msg: Any, mono16_shift: int = 8,
                    max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
     """
@@ -176,21 +197,7 @@ def image_to_array(msg: Any, mono16_shift: int = 8,
         raise ImageConversionError(
             f'unsupported image encoding {encoding!r} (supported: {_SUPPORTED_TEXT})')
     pixel_bytes, convert = entry
-    height, width, step = (_unsigned(msg, name) for name in ('height', 'width', 'step'))
-    if width == 0 or height == 0:
-        raise ImageConversionError(f'image has zero size: {width}x{height} (width x height)')
-    if width * height > max_pixels:
-        raise ImageConversionError(f'image of {width}x{height} = {width * height} pixels is '
-                                   f'over the limit of {max_pixels} (max_image_pixels)')
-    if step < width * pixel_bytes:
-        raise ImageConversionError(
-            f'image step {step} is smaller than width {width} x {pixel_bytes} bytes per pixel '
-            f'({encoding}) = {width * pixel_bytes}')
-    buffer = _buffer(msg)
-    if buffer.size < step * height:
-        raise ImageConversionError(
-            f'image data holds {buffer.size} bytes, step {step} x height {height} needs '
-            f'{step * height}')
+    buffer, height, width, step = _sized_buffer(msg, 'image', encoding, pixel_bytes, max_pixels)
     big_endian = _unsigned(msg, 'is_bigendian') != 0
     try:
         return convert(buffer, height, width, step, big_endian, mono16_shift)
@@ -235,23 +242,9 @@ def depth_image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> Dept
             f'unsupported depth encoding {encoding!r} (supported: '
             f'{", ".join(SUPPORTED_DEPTH_ENCODINGS)})')
     kind, metres_per_unit = entry
-    height, width, step = (_unsigned(msg, name) for name in ('height', 'width', 'step'))
-    if width == 0 or height == 0:
-        raise ImageConversionError(f'depth image has zero size: {width}x{height}')
-    if width * height > max_pixels:
-        raise ImageConversionError(f'depth image of {width}x{height} = {width * height} '
-                                   f'pixels is over the limit of {max_pixels} '
-                                   '(max_image_pixels)')
     dtype = np.dtype(('>' if _unsigned(msg, 'is_bigendian') else '<') + kind)
-    if step < width * dtype.itemsize:
-        raise ImageConversionError(
-            f'depth image step {step} is smaller than width {width} x {dtype.itemsize} bytes '
-            f'per pixel ({encoding}) = {width * dtype.itemsize}')
-    buffer = _buffer(msg)
-    if buffer.size < step * height:
-        raise ImageConversionError(
-            f'depth image data holds {buffer.size} bytes, step {step} x height {height} needs '
-            f'{step * height}')
+    buffer, height, width, step = _sized_buffer(msg, 'depth image', encoding, dtype.itemsize,
+                                                max_pixels)
     array = np.ndarray((height, width), dtype, buffer=buffer, strides=(step, dtype.itemsize))
     return DepthFrame(array, metres_per_unit)
 
