@@ -313,6 +313,19 @@ def page(facts: Dict[str, Any], rows: List[Dict[str, Any]], count: int, frames: 
             + f' of {total:.0f} (target at most half: {"met" if half else "missed"}).',
             '',
         ]
+        if gain < TARGET_GAIN and not half:
+            lines += [
+                'At this scale pretraining does not help, so the default model stays trained '
+                'from scratch, and the larger configurations of docs/model-sizing.md were not '
+                'trained again from a pretrained encoder. What the curves suggest: the '
+                'pretrained runs start lower and stay lower, so the features that reconstruct '
+                'normalised pixels are a worse starting point for the tracking heads than '
+                'random ones within this many pairs. MAE itself pretrains on thousands of '
+                'times more crops and fine-tunes with a smaller learning rate for the lower '
+                'blocks; neither fits this CPU budget. `training/pretrain/gpu.yaml` is the '
+                'larger run to try where a GPU is at hand.',
+                '',
+            ]
     return '\n'.join(lines)
 
 
