@@ -241,13 +241,14 @@ class TrackerNode(LifecycleNode):
                         'another aspect ratio: target declared lost, searched around its '
                         'rescaled box' if result.lost else 'target box rescaled'))
             header = result.item.msg.header
+            # Counted before publishing: whoever receives the result sees it counted.
+            self._counts['processed'] += 1
             detection = outputs.publish(header, result.frame, result.box, result.score,
                                         result.lost, result.track_id, self._live['class_id'],
                                         self._live['debug_image'], result.search_region)
             if detection is not None:
                 height, width = result.frame.array.shape[:2]
                 self.target_3d.publish(header, result.box, detection, (width, height))
-            self._counts['processed'] += 1
             age_ns = self.get_clock().now().nanoseconds - stamp_ns(header)
             self._stats.published(result.item.monotonic, age_ns * 1e-6)
 
