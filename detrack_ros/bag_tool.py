@@ -32,11 +32,12 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Protocol, Sequence
 
+from detrack_model.cli.common import box_argument
 from detrack_model.evaluation.metrics import got10k_scores, Scores
 from detrack_model.evaluation.results import SequenceResult
 from detrack_model.export.bundle import BundleError
 from detrack_model.shipped import default_model_path
-from detrack_model.tracking.boxes import Box, InitBoxError, validate_box
+from detrack_model.tracking.boxes import Box, InitBoxError
 from detrack_model.tracking.factory import build_tracker, RuntimeConfig
 from detrack_model.tracking.session import (FrameData, PendingInit, SessionSettings,
                                             StepResult, TrackingSession)
@@ -425,22 +426,6 @@ def run_bag(config: BagRunConfig, tracker: Optional[Tracker] = None,
     return result
 
 
-def parse_box(text: str) -> Box:
-    """Return the box of ``x,y,w,h``; raise ArgumentTypeError naming what is wrong."""
-    parts = [part.strip() for part in text.split(',')]
-    if len(parts) != 4:
-        raise argparse.ArgumentTypeError(f'--box needs four numbers x,y,w,h; got {text!r}')
-    try:
-        values = [float(part) for part in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'--box needs four numbers x,y,w,h; got {text!r}') \
-            from None
-    try:
-        return validate_box(values)
-    except InitBoxError as error:
-        raise argparse.ArgumentTypeError(f'--box {text!r}: {error}') from None
-
-
 def default_output(bag: pathlib.Path) -> pathlib.Path:
     """Return ``<bag>_detrack.mcap`` beside the bag file or directory."""
     bag = pathlib.Path(bag)
@@ -458,7 +443,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--topic', required=True,
                         help='image topic (sensor_msgs/Image or CompressedImage)')
     start = parser.add_mutually_exclusive_group(required=True)
-    start.add_argument('--box', type=parse_box, help='initial box x,y,w,h on the first image')
+    start.add_argument('--box', type=box_argument, help='initial box x,y,w,h on the first image')
     start.add_argument('--init-topic', default='',
                        help='start from its first message (Detection2D or RegionOfInterest)')
     parser.add_argument('--reference-topic', default='',

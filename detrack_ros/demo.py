@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence
 import uuid
 
 import cv2
+from detrack_model.cli.common import box_argument
 from detrack_model.evaluation.metrics import got10k_scores
 from detrack_model.evaluation.results import SequenceResult
 from detrack_model.shipped import default_model_path
@@ -269,13 +270,6 @@ def offline_ao(sequence: ReplaySequence, parameters: Dict[str, str]) -> float:
     return _scores(sequence, boxes).ao
 
 
-def _box(text: str) -> Sequence[float]:
-    values = [float(v) for v in text.replace(' ', '').split(',')]
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f'--box needs x,y,w,h; got {text!r}')
-    return values
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse the command line, run the demo, print the summary; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
@@ -284,7 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--topic', help='image topic of --bag (Image or CompressedImage)')
     parser.add_argument('--reference-topic', default='',
                         help='Detection2D boxes of --bag to score against')
-    parser.add_argument('--box', type=_box,
+    parser.add_argument('--box', type=box_argument,
                         help='initial box x,y,w,h in pixels (with --video or --bag)')
     parser.add_argument('--frames', type=int, default=300,
                         help='frames to play (generated: length; video, bag: at most, 0 = all)')

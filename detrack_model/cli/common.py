@@ -8,6 +8,7 @@ from typing import Any, Dict, Iterable, Union
 
 from detrack_model.config import config_from_spec, ENCODERS, ModelConfig, preset
 from detrack_model.devices import resolve_device  # noqa: F401 - the CLIs' import path
+from detrack_model.tracking.boxes import Box, InitBoxError, validate_box
 import yaml
 
 PathLike = Union[str, os.PathLike]
@@ -52,6 +53,22 @@ def _bounded_int(text: str, low: int) -> int:
     if value < low:
         raise argparse.ArgumentTypeError(f'must be at least {low}, got {value}')
     return value
+
+
+def box_argument(text: str) -> Box:
+    """Return the box of ``x,y,w,h``; raise ArgumentTypeError naming what is wrong."""
+    parts = [part.strip() for part in text.split(',')]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f'--box needs four numbers x,y,w,h; got {text!r}')
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'--box needs four numbers x,y,w,h; got {text!r}') \
+            from None
+    try:
+        return validate_box(values)
+    except InitBoxError as error:
+        raise argparse.ArgumentTypeError(f'--box {text!r}: {error}') from None
 
 
 def refuse_overwrite(output: PathLike, inputs: Iterable[PathLike]) -> None:
