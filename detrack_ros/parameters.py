@@ -10,9 +10,11 @@ at launch. The others apply on the next frame without a restart.
 
 from dataclasses import dataclass
 import re
-from typing import Any, Dict, Optional, Sequence, Tuple, TYPE_CHECKING
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, TYPE_CHECKING
 
 from detrack_model.data.encoded import DEFAULT_MAX_PIXELS
+from detrack_model.tracking.factory import RuntimeConfig
+from detrack_model.tracking.session import SessionSettings
 from detrack_model.tracking.target_3d import DepthSettings
 
 if TYPE_CHECKING:
@@ -163,6 +165,22 @@ SPECS: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 NAMES: Tuple[str, ...] = tuple(SPECS)
 
 
+# Node parameters that are fields of the tracking session's settings.
+SESSION_SETTINGS = tuple(name for name in NAMES if name in SessionSettings.__dataclass_fields__)
+
+
+def session_settings(values: Dict[str, Any]) -> SessionSettings:
+    """Return the tracking session's settings of the parameter ``values``."""
+    return SessionSettings(**{name: values[name] for name in SESSION_SETTINGS})
+
+
+def runtime_config(values: Dict[str, Any]) -> RuntimeConfig:
+    """Return where and how the model runs, from the parameter ``values``."""
+    return RuntimeConfig(device=values['device'], backend=values['backend'],
+                         fp16=values['fp16'], threads=values['threads'] or None,
+                         decoder_layers=values['decoder_layers'] or None)
+
+
 def depth_settings(values: Dict[str, Any]) -> DepthSettings:
     """Return the depth statistic's settings of the parameter ``values`` (ValueError if bad)."""
     return DepthSettings(min_depth=values['depth_min'], max_depth=values['depth_max'],
@@ -171,7 +189,21 @@ def depth_settings(values: Dict[str, Any]) -> DepthSettings:
                          min_valid_pixels=values['depth_min_valid_pixels'])
 
 
-def check_together(values: Dict[str, Any]) -> Optional[str]:
+def refusal(values: Dict[str, Any], names: Iterable[str] = NAMES) -> Optional[str]:
+    """
+    Return why the parameter ``values`` cannot be taken, or None.
+
+    ``names`` are the values to check one by one (the descriptor's range is ROS's check;
+    this is the rest), then every value is checked with the others.
+    """
+    for name in names:
+        reason = SPECS[name].check(values[name])
+        if reason is not None:
+            return reason
+    return _together(values)
+
+
+def _together(values: Dict[str, Any]) -> Optional[str]:
     """Return why parameter ``values`` that are each in range do not work together, or None."""
     if not values['depth_max'] > values['depth_min']:
         return (f"depth_max ({values['depth_max']:g}) must be larger than depth_min "

@@ -3,6 +3,7 @@
 from typing import Optional
 
 from detrack_model.tracking.boxes import Box, InitBoxError
+from detrack_model.tracking.model_host import ModelHost
 from detrack_model.tracking.session import PendingInit
 from detrack_ros.log_throttle import KeyedThrottle
 
@@ -39,6 +40,13 @@ class SessionLog:
             f'{used_stamp_ns * 1e-9:.3f}: the target may have moved',
             throttle_duration_sec=LOG_THROTTLE_SEC)
 
+    def loaded(self, model: ModelHost) -> None:
+        """Log a model ready to track."""
+        layers = model.runtime.decoder_layers or model.total_layers
+        self._logger.info(
+            f'model {model.path} loaded on {model.tracker.backend.name} ({model.total_layers} '
+            f'decoder layers, running {layers}) in {model.load_seconds:.1f} s')
+
     def started(self, init: PendingInit, box: Box, track_id: str, stamp: int) -> None:
         """Log a new target."""
         clipped = '' if tuple(box) == tuple(init.box) else \
@@ -47,6 +55,12 @@ class SessionLog:
             f'tracking target {track_id} from {init.source}: box ({box[0]:.0f}, '
             f'{box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}){clipped} on the image stamped '
             f'{stamp * 1e-9:.3f}')
+
+    def size_changed(self, width: int, height: int, lost: bool) -> None:
+        """Warn that the images changed size under a tracked target."""
+        self._logger.warning(f'images are {width}x{height} now: ' + (
+            'another aspect ratio: target declared lost, searched around its rescaled box'
+            if lost else 'target box rescaled'))
 
     def skipped(self, error: Exception) -> None:
         """Warn about a frame that was not tracked."""

@@ -23,19 +23,20 @@ import functools
 import gc
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
-from detrack_model.tracking.factory import RuntimeConfig
 from detrack_model.tracking.model_host import ModelHost
-from detrack_model.tracking.session import SessionSettings, TrackingSession
+from detrack_model.tracking.session import TrackingSession
 from detrack_ros.detection_messages import stamp_ns
+from detrack_ros.diagnostic_values import diagnostic_values
 from detrack_ros.image_input import ImageInput, Received
 from detrack_ros.inference_worker import InferenceWorker
 from detrack_ros.init_inputs import InitInputs
 from detrack_ros.node_statistics import NodeStatistics, WARN
-from detrack_ros.parameters import check_together, NAMES, PARAMETERS, SPECS
+from detrack_ros.parameters import (NAMES, PARAMETERS, refusal, runtime_config,
+                                    session_settings, SPECS)
 from detrack_ros.session_log import describe, LOG_THROTTLE_SEC, SessionLog
-from detrack_ros.target_3d_messages import diagnostics_values, Target3DOutput
+from detrack_ros.target_3d_messages import Target3DOutput
 from detrack_ros.track_outputs import TrackOutputs
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
@@ -48,8 +49,6 @@ from std_srvs.srv import SetBool, Trigger
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
-# Node parameters that are fields of the session's settings.
-SESSION_SETTINGS = tuple(name for name in NAMES if name in SessionSettings.__dataclass_fields__)
 
 
 class TrackerNode(LifecycleNode):
@@ -97,12 +96,7 @@ class TrackerNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model, warm it up, create publishers, services and the diagnostics timer."""
         # Values given at start-up never pass the set-parameters callback: check them here.
-        for spec in PARAMETERS:
-            reason = spec.check(self.get_parameter(spec.name).value)
-            if reason is not None:
-                self.get_logger().error(f'configure failed: {reason}')
-                return FAILURE
-        reason = check_together(self._live)
+        reason = refusal(self._live)
         if reason is not None:
             self.get_logger().error(f'configure failed: {reason}')
             return FAILURE
@@ -162,28 +156,15 @@ class TrackerNode(LifecycleNode):
         return SUCCESS
 
     def _load_model(self) -> None:
-        runtime = RuntimeConfig(device=self.get_parameter('device').value,
-                                backend=self.get_parameter('backend').value,
-                                fp16=self.get_parameter('fp16').value,
-                                threads=self.get_parameter('threads').value or None)
-        model = ModelHost(self.get_parameter('model_path').value, runtime,
-                          self._live['decoder_layers'] or None)
+        runtime = runtime_config(self._live)
+        model = ModelHost(self._live['model_path'], runtime, runtime.decoder_layers)
         session = TrackingSession(model.tracker, lambda item: stamp_ns(item.msg.header),
-                                  self.images.convert, self._log,
-                                  self._session_settings(self._live),
-                                  self.get_parameter('init_history').value, model.total_layers)
+                                  self.images.convert, self._log, session_settings(self._live),
+                                  self._live['init_history'], model.total_layers)
         model.attach(session.lock,
                      functools.partial(self._log.depth_switched, model.total_layers))
         self.model, self.session = model, session
-        self.get_logger().info(
-            f'model {model.path} loaded on {model.tracker.backend.name} ({model.total_layers} '
-            f'decoder layers, running {runtime.decoder_layers or model.total_layers}) in '
-            f'{model.load_seconds:.1f} s')
-
-    @staticmethod
-    def _session_settings(values: Dict[str, Any]) -> SessionSettings:
-        """Return the session settings the parameter ``values`` describe."""
-        return SessionSettings(**{name: values[name] for name in SESSION_SETTINGS})
+        self._log.loaded(model)
 
     def _stop_inference(self) -> None:
         for subscription in self._own_subscriptions:
@@ -237,9 +218,7 @@ class TrackerNode(LifecycleNode):
                 self._stats.inference_ms.add((time.perf_counter() - started) * 1e3)
                 if session.counters['size_changes_taken'] != sizes:
                     height, width = result.frame.array.shape[:2]
-                    self.get_logger().warning(f'images are {width}x{height} now: ' + (
-                        'another aspect ratio: target declared lost, searched around its '
-                        'rescaled box' if result.lost else 'target box rescaled'))
+                    self._log.size_changed(width, height, result.lost)
             header = result.item.msg.header
             # Counted before publishing: whoever receives the result sees it counted.
             self._counts['processed'] += 1
@@ -276,26 +255,18 @@ class TrackerNode(LifecycleNode):
     def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
         # Every value is checked before any takes effect, so a refused (atomic) set changes
         # nothing.
-        ours = [p for p in parameters if p.name in SPECS]
-        for parameter in ours:
-            reason = SPECS[parameter.name].check(parameter.value)
-            if reason is not None:
-                return SetParametersResult(successful=False, reason=reason)
-        values = {**self._live, **{p.name: p.value for p in ours}}
-        reason = check_together(values)
+        ours = {p.name: p.value for p in parameters if p.name in SPECS}
+        values = {**self._live, **ours}
+        reason = refusal(values, ours)
         if reason is not None:
             return SetParametersResult(successful=False, reason=reason)
         session, model = self.session, self.model
         if session is not None:
             try:
-                settings = self._session_settings(values)
-                session.check(settings)
-                if settings.decoder_layers != session.settings.decoder_layers:
-                    model.set_decoder_layers(settings.decoder_layers or None)
+                model.apply(session, session_settings(values))
             except (ValueError, OSError, RuntimeError) as error:
                 return SetParametersResult(successful=False,
                                            reason=f'{model.path}: {describe(error)}')
-            session.update(settings)
         self._live.update(values)
         self.worker.wake()  # a max_rate wait recomputes with the new values
         return SetParametersResult(successful=True)
@@ -313,24 +284,8 @@ class TrackerNode(LifecycleNode):
         state, now = self.state_label(), time.monotonic()
         health, message = self._stats.health(state, now, self._live['max_rate'],
                                              self.images.topic())
-        session, model, counters = self.session, self.model, self.counters
-        tracker = session.tracker if session is not None else None
-        values = {
-            'state': state,
-            'track_id': session.track_id if session is not None else '',
-            'score': f'{tracker.score:.3f}' if tracker is not None else '',
-            'frames_received': self.worker.mailbox.received,
-            'frames_processed': counters['processed'],
-            'frames_dropped': self.worker.mailbox.dropped,
-            **{key: counters[key] for key in ('bad_images', 'frame_size_changes',
-                                              'init_rejected', 'init_stale', 'errors')},
-            'reacquisitions': tracker.reacquisitions if tracker is not None else 0,
-            'backend': tracker.backend.name if tracker is not None else '',
-            'decoder_layers': model.depth_label() if model is not None else '',
-            'model': model.path if model is not None else '',
-            **diagnostics_values(counters),
-            **self._stats.values(now),
-        }
+        values = diagnostic_values(state, self.session, self.model, self.counters,
+                                   self.worker.mailbox, self._stats.values(now))
         self.outputs.publish_diagnostics(health == WARN, message, self.images.topic(), values)
 
 

@@ -17,7 +17,7 @@ from detrack_ros.detection_messages import detection_from_box
 from detrack_ros.replay import generated_sequence
 from hostile_inputs import ALIAS_BOMB, copy_bundle, jpeg_bomb, png_bomb
 from node_harness import (box_of, compress, encode_image, fresh_diagnostics, is_init,
-                          NodeHarness, raw_image, set_parameters, wait_until)
+                          NodeHarness, raw_image, set_parameters, WAIT_SEC, wait_until)
 import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -29,7 +29,7 @@ import yaml
 SIZE = (320, 240)
 
 
-def logged(capfd, text: str, timeout: float = 5.0) -> bool:
+def logged(capfd, text: str, timeout: float = WAIT_SEC) -> bool:
     """Wait until ``text`` has been written to stderr (log lines may trail the counters)."""
     seen = []
 

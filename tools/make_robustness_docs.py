@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from detrack_model.data.sequences import read_rgb
 from detrack_model.evaluation import evaluate
-from detrack_model.evaluation.consistency import max_scale_change, run_track
+from detrack_model.evaluation.consistency import forward_backward, max_scale_change, run_track
 from detrack_model.evaluation.metrics import rect_iou
 from detrack_model.evaluation.recovery import recovery
 from detrack_model.evaluation.runner import run_benchmark
@@ -147,8 +147,8 @@ def choose(rows: List[Tuple[Dict[str, Any], Dict[str, Any]]]) -> Dict[str, Any]:
 
 
 def real_clips(model: pathlib.Path, configs: Dict[str, Dict[str, Any]]
-               ) -> List[Tuple[str, str, float, float]]:
-    """Return (target, config, largest area ratio, lost fraction) on the real clips."""
+               ) -> List[Tuple[str, str, float, float, float]]:
+    """Return (target, config, largest area ratio, lost fraction, FB IoU) on the real clips."""
     document = load_targets()
     clips = ensure_clips(document, CLIPS)
     rows = []
@@ -156,11 +156,13 @@ def real_clips(model: pathlib.Path, configs: Dict[str, Dict[str, Any]]
         frames, _ = read_clip(clips[target['clip']])
         frames = frames[int(target['start']):int(target['end']) + 1]
         for name, settings in configs.items():
-            tracker = build_tracker(model, RuntimeConfig(device='cpu', backend='onnxruntime',
-                                                         threads=2), config_of(settings))
-            run = run_track(tracker, frames, target['box'])
+            def factory(settings=settings):
+                return build_tracker(model, RuntimeConfig(device='cpu', backend='onnxruntime',
+                                                          threads=2), config_of(settings))
+            run = run_track(factory(), frames, target['box'])
+            fb = forward_backward(factory, frames, target['box'], len(frames) - 1, forward=run)
             rows.append((target['name'], name, max_scale_change(run.boxes, run.lost).max_ratio,
-                         float(run.lost.mean())))
+                         float(run.lost.mean()), fb.iou))
     return rows
 
 
@@ -255,8 +257,13 @@ def page(threshold: float, rows, chosen: Dict[str, Any], configs: Dict[str, Dict
         f'{old_row["track_ms"]:.2f} ms (target within 10 %: '
         f'{"met" if chosen_row["track_ms"] <= 1.1 * old_row["track_ms"] else "missed"}).',
         '', '## Real clips (docs/real-video.md)', '',
-        '| target | configuration | largest area step | frames lost |', '|:--|:--|--:|--:|']
-    lines += [f'| {t} | {c} | {r:.2f} | {lost:.0%} |' for t, c, r, lost in clips]
+        "Forward-backward IoU: the tracker runs to the clip's last frame, a fresh one runs "
+        'back from the box it ended on, and its box on the first frame is compared with the '
+        'start box (1.0: it retraced its path).', '',
+        '| target | configuration | largest area step | frames lost | forward-backward IoU |',
+        '|:--|:--|--:|--:|--:|']
+    lines += [f'| {t} | {c} | {r:.2f} | {lost:.0%} | {fb:.2f} |'
+              for t, c, r, lost, fb in clips]
     lines += ['', 'Regenerate: `make data`, then `python -m tools.make_robustness_docs`.', '']
     return '\n'.join(lines)
 

@@ -17,6 +17,7 @@ from detrack_model.shipped import default_model_path
 from detrack_model.tracking.factory import (build_tracker, check_decoder_layers,
                                             model_decoder_layers, resolve_backend,
                                             RuntimeConfig)
+from detrack_model.tracking.session import SessionSettings, TrackingSession
 from detrack_model.tracking.switcher import DepthSwitcher, Report
 from detrack_model.tracking.tracker import Tracker, TrackerConfig
 import numpy as np
@@ -96,6 +97,18 @@ class ModelHost:
         else:
             self._switcher.request(layers)
         self.runtime.decoder_layers = layers
+
+    def apply(self, session: TrackingSession, settings: SessionSettings) -> None:
+        """
+        Give ``session`` new settings, switching the decoder depth first if they change it.
+
+        Raise ValueError (or the backend's OSError/RuntimeError), changing nothing, when the
+        settings do not fit the model.
+        """
+        session.check(settings)
+        if settings.decoder_layers != session.settings.decoder_layers:
+            self.set_decoder_layers(settings.decoder_layers or None)
+        session.update(settings)
 
     def depth_label(self) -> str:
         """Return the decoder layers running, and the ones asked for while they are built."""

@@ -293,7 +293,7 @@ class TrackingSession(Generic[Item]):
         if latest is None or init.stamp_ns > self._stamp_of(latest):
             return newest  # its image has not arrived yet
         self.counters['init_stale'] += 1
-        self._report.stale_init(init, self._stamp_of(latest), len(history))
+        self._report.stale_init(init, self._stamp_of(latest), self._history.maxlen)
         return latest
 
     def _start(self, init: PendingInit, item: Item):
