@@ -55,6 +55,12 @@ class DemoResult:
     sr50: float = float('nan')
     # Image stamp to target_point received, for RGB-D sequences with the 3-D output on.
     point_latency_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # Image stamp to an empty ``detections`` array received: frames the node answered "lost"
+    # (with ``redetect``, the frames it searched the whole image on).
+    lost_latency_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # Frames without the target in view, and how many of them got no answer at all.
+    absent: int = 0
+    absent_unanswered: int = 0
     lines: List[str] = field(default_factory=list)
 
     @property
@@ -220,12 +226,17 @@ def _score(client: ReplayClient, sequence: ReplaySequence, headers, wall: float)
                 latency.append((found.received_ns - stamp_ns(header)) * 1e-6)
         # A frame without a detection keeps the last box: what a consumer would act on.
         boxes[index] = last
-    points = [(client.points[stamp_ns(h)] - stamp_ns(h)) * 1e-6 for h in headers[1:]
-              if stamp_ns(h) in client.points]
+    stamps = [stamp_ns(h) for h in headers[1:]]
+    points = [(client.points[s] - s) * 1e-6 for s in stamps if s in client.points]
+    lost = [(client.array_received[s] - s) * 1e-6 for s in stamps
+            if client.arrays.get(s) == 0]
+    absent = [s for s, seen in zip(stamps, sequence.visible[1:]) if not seen]
     result = DemoResult(frames=len(headers) - 1, answered=answered, boxes=boxes,
                         latency_ms=np.asarray(latency), wall_sec=wall,
                         diagnostics=dict(client.diagnostics),
-                        point_latency_ms=np.asarray(points))
+                        point_latency_ms=np.asarray(points), lost_latency_ms=np.asarray(lost),
+                        absent=len(absent),
+                        absent_unanswered=sum(s not in client.arrays for s in absent))
     if np.isfinite(sequence.boxes[1:]).any():
         scores = _scores(sequence, boxes)
         result.ao, result.sr50 = scores.ao, scores.sr50

@@ -183,7 +183,10 @@ class ReplayClient(Node):
         # Image stamp -> client clock (ns) when its target_point arrived.
         self.points: Dict[int, int] = {}
         self._rgbd_pubs: Optional[Tuple[object, object]] = None
+        # Image stamp -> detections in its Detection2DArray (0: the target was lost), and the
+        # client clock (ns) when that array arrived.
         self.arrays: Dict[int, int] = {}
+        self.array_received: Dict[int, int] = {}
         self.diagnostics: Dict[str, str] = {}
         self.diagnostics_count = 0
         self.create_subscription(Detection2D, 'detection', self._on_detection, 100)
@@ -264,6 +267,7 @@ class ReplayClient(Node):
     def _on_detections(self, msg: Detection2DArray) -> None:
         with self._lock:
             self.arrays[stamp_ns(msg.header)] = len(msg.detections)
+            self.array_received[stamp_ns(msg.header)] = self.get_clock().now().nanoseconds
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:

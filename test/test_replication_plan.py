@@ -33,3 +33,10 @@ def test_unknown_runs_are_named():
     """--only with a name the plan lacks is an error naming it."""
     with pytest.raises(ValueError, match='not_a_run'):
         planned_runs(only=['not_a_run'])
+
+
+def test_side_by_side_runs_take_their_share_of_threads():
+    """--jobs sets each run's optim.threads; a lone run keeps the recipe's."""
+    run = planned_runs(only=['full'])[0]
+    assert 'optim.threads=1' in command(run, False, threads=1)
+    assert not any(item.startswith('optim.threads') for item in command(run, False))

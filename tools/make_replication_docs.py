@@ -9,10 +9,16 @@ AO of each checkpoint (the curves) and the final model's AO, SR0.5 and SR0.75 on
 cross-source test split of docs/tracking.md (once). The shipped model is scored at each
 decoder depth (Table 4), and the pruning paper's global and layerwise budgets at 0.1 and 0.01
 are built from runs/prune_tiny/sparsity (stages reused when they exist).
+
+Scores are kept in docs/replication-results.json, one entry per run: the page is written from
+it, so runs trained at different times (or on other machines) make one report, a run scored
+once is not scored again (``--rescore`` to redo), and an entry of another training budget than
+base.yaml's is left out and named.
 """
 
 import argparse
 import datetime
+import json
 import os
 import pathlib
 import platform
@@ -45,6 +51,7 @@ LABELS = {'full': 'decoder + one-to-many + DN', 'no_dn': 'decoder + one-to-many'
           'dn_embedding': 'DN: embedding / embedding', 'dn_outside': 'DN: centre / outside',
           'assign_centre': 'centre (one-to-one)', 'assign_hungarian': 'Hungarian (one-to-one)',
           'assign_hard': 'hard label (one-to-many)', 'regress_all': 'regress every positive'}
+RESULTS = DOCS / 'replication-results.json'
 PRUNE_CASES: Tuple[Tuple[float, str], ...] = ((0.1, 'global'), (0.1, 'layerwise'),
                                               (0.01, 'global'), (0.01, 'layerwise'))
 
@@ -76,9 +83,23 @@ def score_run(run: PlannedRun, val, test, work: pathlib.Path) -> Optional[Dict[s
                                           f'{run.label}-{checkpoint.name}')['ao']))
     iou = [(step * batch, value) for step, value in
            read_columns(run.output).get('val_mean_iou', [])]
-    return {'run': run, 'curve': curve, 'iou': iou, 'pairs': int(meta['steps']) * batch,
+    return {'name': run.name, 'seed': run.seed, 'overrides': list(run.overrides),
+            'curve': curve, 'iou': iou, 'pairs': int(meta['steps']) * batch,
             'wall_min': float(meta.get('wall_time_s', 0.0)) / 60.0,
+            'threads': int(meta['recipe']['optim'].get('threads', 0)),
             'test': score(run.output / 'model', test, work / 'test', run.label)}
+
+
+def load_results(path: pathlib.Path = RESULTS) -> Dict[str, Any]:
+    """Return the kept scores ({'runs': {label: row}, 'depths': [...], 'pruning': [...]})."""
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    return {'runs': kept.get('runs', {}), 'depths': kept.get('depths', []),
+            'pruning': kept.get('pruning', [])}
+
+
+def base_budget(base: Dict[str, Any]) -> int:
+    """Return the pairs one run of the CPU plan trains on."""
+    return int(base['optim']['epochs']) * int(base['data']['pairs_per_epoch'])
 
 
 def prune_case(budget: float, mode: str, work: pathlib.Path) -> Optional[pathlib.Path]:
@@ -141,6 +162,13 @@ def convergence_plot(groups: Dict[str, List[Dict[str, Any]]], path: pathlib.Path
     figure.savefig(path, dpi=110)
 
 
+def threads_text(threads: Sequence[int]) -> str:
+    """Return how the runs used the CPU, from the thread counts their recipes had."""
+    if threads == [1]:
+        return 'two runs side by side, one thread each'
+    return 'one run at a time, ' + '/'.join(str(t) for t in threads) + ' threads'
+
+
 def verdict(gain: float, margin: float = 0.01) -> str:
     """Return holds / holds partly / does not hold for a measured difference in AO."""
     if gain > margin:
@@ -166,11 +194,15 @@ def page(groups: Dict[str, List[Dict[str, Any]]], depths: List[Dict[str, Any]],
         '(README, Training). Curves: AO on 30 cross-source validation sequences of 80 '
         f'frames (seed {VAL_SEED}) at every epoch. Tables: the final model on 30 cross-source '
         f'test sequences of 100 frames (seed {EVAL_SEED}, the set of docs/tracking.md). '
-        f'Wall time per run: {setup["wall"]:.0f} min on this machine. The paper trains ViT-B '
+        f'Wall time per run: {setup["wall"]:.0f} min on this machine '
+        f'({threads_text(setup["threads"])}). The paper trains ViT-B '
         'from a CAE checkpoint on GOT-10k for 20 to 300 epochs; the same experiments at that '
         'scale: `python -m tools.run_replication --gpu` (`training/replication/gpu_base.yaml`).',
         '',
     ]
+    if setup['missing']:
+        lines += ['**Not trained yet** (`python -m tools.run_replication --only NAME`): '
+                  + ', '.join(setup['missing']) + '.', '']
     if any(groups.get(name) for name in CONVERGENCE):
         lines += ['## Convergence (paper Fig. 5, Table 6)', '',
                   '![convergence](replication-convergence.png)', '',
@@ -210,12 +242,12 @@ def page(groups: Dict[str, List[Dict[str, Any]]], depths: List[Dict[str, Any]],
         if len(present) < 2:
             continue
         lines += [f'## {title}', '',
-                  '| configuration | val AO after 2 / 4 / 6 epochs | test AO | SR0.5 | SR0.75 |',
+                  '| configuration | val AO after each epoch | test AO | SR0.5 | SR0.75 |',
                   '|:--|:--|--:|--:|--:|']
         for name in present:
             rows = groups[name]
             curve = mean_curve(rows)
-            at = ' / '.join(f'{curve[i][1]:.3f}' for i in (1, 3, 5) if i < len(curve))
+            at = ' / '.join(f'{point[1]:.3f}' for point in curve)
             mean = {k: statistics.mean(r['test'][k] for r in rows)
                     for k in ('ao', 'sr50', 'sr75')}
             lines.append(f'| {LABELS.get(name, name)} | {at} | {mean["ao"]:.3f} | '
@@ -249,53 +281,68 @@ def page(groups: Dict[str, List[Dict[str, Any]]], depths: List[Dict[str, Any]],
 
 
 def main() -> int:
-    """Score the finished runs and write the page and its figure."""
+    """Score the finished runs, keep the scores, and write the page and its figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--pool', default=str(ROOT / 'build' / 'data' / 'image_pool'))
     parser.add_argument('--work', type=pathlib.Path,
                         default=ROOT / 'build' / 'eval' / 'replication')
     parser.add_argument('--docs', type=pathlib.Path, default=DOCS)
+    parser.add_argument('--rescore', action='store_true',
+                        help='score finished runs again even when their scores are kept')
     parser.add_argument('--no-pruning', action='store_true',
                         help='skip the global/layerwise pruning cases')
     args = parser.parse_args()
     torch.set_num_threads(2)
     started = time.monotonic()
+    results_path = args.docs / RESULTS.name
+    kept = load_results(results_path)
+    base = yaml.safe_load((ROOT / 'training' / 'replication' / 'base.yaml').read_text())
+    budget = base_budget(base)
     val = sequences_of(ROOT / 'build' / 'data' / 'sizing_val', 'val', VAL_SEED, 30, 80,
                        args.pool)
     test = sequences_of(ROOT / 'build' / 'data' / 'tracking_eval' / 'cross_source', 'test',
                         EVAL_SEED, 30, 100, args.pool)
     groups: Dict[str, List[Dict[str, Any]]] = {}
+    missing = []
     for run in planned_runs():
-        row = score_run(run, val, test, args.work)
-        if row is not None:
-            groups.setdefault(run.name, []).append(row)
+        row = kept['runs'].get(run.label)
+        if row is None or args.rescore or row['pairs'] != budget:
+            row = score_run(run, val, test, args.work) or row
+        if row is None or row['pairs'] != budget:
+            missing.append(run.label + ('' if row is None else f' (kept: {row["pairs"]} pairs)'))
+            continue
+        kept['runs'][run.label] = row
+        groups.setdefault(run.name, []).append(row)
     shipped = default_model_path()
     total = int(read_bundle_config(shipped)['model']['decoder']['layers'])
-    depths = [{'layers': layers, **score(shipped, test, args.work / 'depth',
-                                         f'shipped-L{layers}', layers)}
-              for layers in range(1, total + 1)]
-    pruning = []
+    if args.rescore or len(kept['depths']) != total:
+        kept['depths'] = [{'layers': layers, **score(shipped, test, args.work / 'depth',
+                                                     f'shipped-L{layers}', layers)}
+                          for layers in range(1, total + 1)]
     if not args.no_pruning:
-        for budget, mode in PRUNE_CASES:
-            bundle = prune_case(budget, mode, ROOT / 'runs' / 'prune_tiny')
+        for budget_, mode in PRUNE_CASES:
+            bundle = prune_case(budget_, mode, ROOT / 'runs' / 'prune_tiny')
             if bundle is not None:
-                pruning.append({'budget': budget, 'mode': mode,
-                                **score(bundle, val, args.work / 'pruning',
-                                        f'b{budget:g}-{mode}')})
+                kept['pruning'] = [p for p in kept['pruning']
+                                   if (p['budget'], p['mode']) != (budget_, mode)]
+                kept['pruning'].append({'budget': budget_, 'mode': mode,
+                                        **score(bundle, val, args.work / 'pruning',
+                                                f'b{budget_:g}-{mode}')})
+    args.docs.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(kept, indent=1) + '\n')
     rows = [r for rs in groups.values() for r in rs]
-    base = yaml.safe_load((ROOT / 'training' / 'replication' / 'base.yaml').read_text())
     model = base['model']
     setup = {'model': f'vit_tiny, {model["encoder"]["depth"]} blocks, '
                       f'{model["template_size"]}/{model["search_size"]} px crops, '
                       f'{model["decoder"]["layers"]} decoder layers',
-             'pairs': base['optim']['epochs'] * base['data']['pairs_per_epoch'],
-             'batch': base['optim']['batch_size'],
+             'pairs': budget, 'batch': base['optim']['batch_size'],
              'wall': statistics.mean(r['wall_min'] for r in rows) if rows else float('nan'),
+             'threads': sorted({r.get('threads', 0) for r in rows}), 'missing': missing,
              'shipped': shipped.relative_to(ROOT) if shipped.is_relative_to(ROOT) else shipped}
-    args.docs.mkdir(parents=True, exist_ok=True)
     if any(groups.get(name) for name in CONVERGENCE):
         convergence_plot(groups, args.docs / 'replication-convergence.png')
-    (args.docs / 'replication.md').write_text(page(groups, depths, pruning, setup))
+    (args.docs / 'replication.md').write_text(page(groups, kept['depths'], kept['pruning'],
+                                                   setup))
     print((args.docs / 'replication.md').read_text())
     print(f'scored in {(time.monotonic() - started) / 60:.1f} min', flush=True)
     return 0
