@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from rcl_interfaces.msg import ParameterDescriptor
 
 DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
+# The session's defaults (the tracker's, for its settings): one definition of each value.
+SESSION = SessionSettings()
 
 
 @dataclass(frozen=True)
@@ -104,16 +106,20 @@ PARAMETERS: Sequence[ParameterSpec] = (
     # -- runtime-changeable ---------------------------------------------------------------
     ParameterSpec('decoder_layers', 0, 'Decoder layers run per frame (fewer: faster, less '
                   'accurate); 0: all the model has.', integer_range=(0, 16)),
-    ParameterSpec('score_threshold', 0.25, 'Score under which a frame counts as a miss.',
-                  float_range=(0.0, 1.0)),
-    ParameterSpec('lost_patience', 5, 'Misses in a row after which the target is lost (the '
-                  "'detections' array is then empty and the search area widens).",
-                  integer_range=(1, 10000)),
-    ParameterSpec('motion', False, 'While the target is lost, move the search area on at '
-                  'its last velocity (decaying).'),
-    ParameterSpec('redetect', False, 'While the target is lost, also search tiles of the whole '
-                  'frame, one or two per frame, and take the target back on a confident find '
-                  '(costs one network run per tile).'),
+    ParameterSpec('score_threshold', SESSION.score_threshold, 'Score under which a frame '
+                  'counts as a miss.', float_range=(0.0, 1.0)),
+    ParameterSpec('lost_patience', SESSION.lost_patience, 'Misses in a row after which the '
+                  "target is lost (the 'detections' array is then empty and the search area "
+                  'widens).', integer_range=(1, 10000)),
+    ParameterSpec('motion', SESSION.motion, 'While the target is lost, move the search area '
+                  'on at its last velocity (decaying).'),
+    ParameterSpec('redetect', SESSION.redetect, 'While the target is lost, also search tiles '
+                  'of the whole frame, one or two per frame, and take the target back on a '
+                  'confident find (costs one network run per tile).'),
+    ParameterSpec('reference_frames', SESSION.reference_frames, 'Frames after the start whose '
+                  "mean score is the target's reference: the miss threshold is lowered for a "
+                  'target that scores lower than that (another camera, another kind of scene); '
+                  '0: off.', integer_range=(0, 1000)),
     ParameterSpec('class_id', 'target', "class_id of the published detection's hypothesis."),
     ParameterSpec('debug_image', True, "Publish the overlay on 'debug_image' (only while "
                   'someone subscribes to it).'),

@@ -162,11 +162,14 @@ def test_shipped_detrack_comes_back_to_the_sliding_square():
 
     Its boxes on this scene are looser than CSRT's (the small shipped model's IoU with the
     square is about 0.4), so the checks are on the centre: within half the square's side of
-    the square on the way forward and of the start on the way back.
+    the square on the way forward and of the start on the way back. Its scores on this drawn
+    scene are about 0.5, under the default miss threshold calibrated on generated sequences of
+    photographs (docs/robust-tracking.md), so the lost state is given a lower one here.
     """
-    from detrack_model.tracking import build_tracker, RuntimeConfig
+    from detrack_model.tracking import build_tracker, RuntimeConfig, TrackerConfig
 
-    tracker = build_tracker(default_model_path(), RuntimeConfig(device='cpu', backend='torch'))
+    tracker = build_tracker(default_model_path(), RuntimeConfig(device='cpu', backend='torch'),
+                            TrackerConfig(score_threshold=0.25, lost_patience=5))
     frames = sliding_square()
     box = initial_box()
     curve = forward_backward_curve(lambda: tracker, frames, box, (20, 40))

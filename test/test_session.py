@@ -206,15 +206,19 @@ def test_settings_are_checked_once_and_replaced_as_a_whole():
 def test_the_robustness_switches_come_from_the_tracker_unless_settings_say():
     """Without settings the tracker's motion/redetect stay; settings switch them as a whole."""
     tracker = Tracker(ScriptedBackend(), TrackerConfig(motion=True, redetect=True,
-                                                       score_threshold=0.4))
+                                                       score_threshold=0.4, reference_frames=7))
     run = TrackingSession(tracker, lambda item: item[0], convert, Recorder())
     assert (run.settings.motion, run.settings.redetect) == (True, True)
     assert (tracker.config.motion, tracker.config.redetect) == (True, True)
-    assert tracker.config.score_threshold == 0.4
-    run.update(run.change(redetect=False))
+    assert tracker.config.score_threshold == 0.4 and run.settings.reference_frames == 7
+    run.update(run.change(redetect=False, reference_frames=0))
     assert (tracker.config.motion, tracker.config.redetect) == (True, False)
+    assert tracker.config.reference_frames == 0
+    with pytest.raises(ValueError, match='reference_frames'):
+        run.change(reference_frames=-1)
     explicit = TrackingSession(Tracker(ScriptedBackend(), TrackerConfig(motion=True)),
-                               lambda item: item[0], convert, Recorder(), SessionSettings())
+                               lambda item: item[0], convert, Recorder(),
+                               SessionSettings(motion=False))
     assert not explicit.tracker.config.motion
 
 

@@ -144,6 +144,35 @@ def test_clip_box_keeps_a_margin_inside_the_frame():
     assert clip_box(np.array([50.0, 50, 0, 0]), 200, 100)[2:].min() >= 2.0
 
 
+def test_reference_frames_lower_the_miss_threshold_for_a_low_scoring_target():
+    """A target scoring 0.3 from the start is tracked under 0.6; half its reference is a miss."""
+    backend = ScriptedBackend([[0.5, 0.5, 0.25, 0.25]], [0.3], [5])
+    frame = np.zeros((480, 640, 3), np.uint8)
+    absolute = Tracker(backend, TrackerConfig(score_threshold=0.6, lost_patience=1))
+    absolute.initialize(frame, (300, 200, 40, 40))
+    absolute.track(frame)
+    assert absolute.lost and absolute.miss_threshold() == 0.6
+    config = TrackerConfig(score_threshold=0.6, lost_patience=1, reference_frames=3,
+                           relative_threshold=0.5)
+    tracker = Tracker(backend, config)
+    tracker.initialize(frame, (300, 200, 40, 40))
+    for _ in range(5):
+        tracker.track(frame)
+        assert not tracker.lost
+    assert tracker.miss_threshold() == pytest.approx(0.15)
+    backend.answer = (backend.answer[0], np.array([0.14], np.float32), backend.answer[2])
+    tracker.track(frame)
+    assert tracker.lost
+    # A target that scores high keeps the absolute threshold; a new start measures anew.
+    backend.answer = (backend.answer[0], np.array([0.9], np.float32), backend.answer[2])
+    tracker.initialize(frame, (300, 200, 40, 40))
+    for _ in range(3):
+        tracker.track(frame)
+    assert tracker.miss_threshold() == pytest.approx(0.45)
+    with pytest.raises(ValueError, match='relative_threshold'):
+        TrackerConfig(relative_threshold=0.0)
+
+
 def test_lost_after_patience_and_recovery():
     """Low scores for N frames -> lost, wider search, frozen state; a high score recovers."""
     backend = ScriptedBackend([[0.6, 0.5, 0.25, 0.25]], [0.1], [5])
@@ -558,7 +587,7 @@ def test_a_target_that_reappears_far_away_is_redetected():
     assert found_at is not None and tracker.reacquisitions == 1
     np.testing.assert_allclose(box, (560, 400, 30, 30), atol=2)
     # Without re-detection the far target stays lost.
-    plain = Tracker(BlobBackend(), TrackerConfig(hanning=False, lost_patience=2))
+    plain = Tracker(BlobBackend(), TrackerConfig(hanning=False, lost_patience=2, redetect=False))
     plain.initialize(blob_frame(50, 50), (50, 50, 30, 30))
     for _ in range(4):
         plain.track(blob_frame(None, None))

@@ -14,13 +14,14 @@ import cv2
 from detrack_model.evaluation.metrics import rect_iou
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking.factory import build_tracker, resolve_backend, RuntimeConfig
+from detrack_model.tracking.tracker import TrackerConfig
 from detrack_ros.detection_messages import detection_from_box
 from detrack_ros.replay import generated_sequence, stamp_ns
 from geometry_msgs.msg import Point, PointStamped
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from node_harness import (box_of, compress, encode_image, fresh_diagnostics, is_init,
-                          NodeHarness, raw_image, set_parameters, wait_until)
+from node_harness import (box_of, compress, encode_image, FOLLOWING, fresh_diagnostics,
+                          is_init, NodeHarness, raw_image, set_parameters, wait_until)
 import numpy as np
 import pytest
 from rcl_interfaces.srv import SetParametersAtomically
@@ -88,7 +89,8 @@ def fresh(module_ros_context, request):
 def offline():
     """Yield the shipped model run outside ROS, on the backend the node resolves to."""
     backend = resolve_backend(default_model_path(), RuntimeConfig(backend='auto'))
-    tracker = build_tracker(default_model_path(), RuntimeConfig(backend=backend))
+    tracker = build_tracker(default_model_path(), RuntimeConfig(backend=backend),
+                            TrackerConfig(**FOLLOWING))
     try:
         yield tracker
     finally:
@@ -573,7 +575,8 @@ def test_score_threshold_loses_and_recovers(tuned, sequence):
     assert detection.id == target.id
     assert tuned.client.array_size(detection.header) == 1
     assert tuned.node.state_label() == 'tracking'
-    set_parameters(tuned, score_threshold=0.25)
+    set_parameters(tuned, score_threshold=FOLLOWING['score_threshold'],
+                   lost_patience=FOLLOWING['lost_patience'])
 
 
 def test_decoder_layers_within_the_model(tuned, sequence):
@@ -605,16 +608,18 @@ def test_refused_atomic_set_changes_nothing(tuned, sequence):
         result = tuned.call(SetParametersAtomically, f'{tuned.fqn}/set_parameters_atomically',
                             request).result
         assert not result.successful and 'decoder' in result.reason
-        assert tuned.node.get_parameter('score_threshold').value == 0.25
+        threshold, patience = FOLLOWING['score_threshold'], FOLLOWING['lost_patience']
+        assert tuned.node.get_parameter('score_threshold').value == threshold
         config = tuned.node.session.tracker.config
-        assert (config.score_threshold, config.lost_patience) == (0.25, 5), config
-        # score_threshold 0.25 and lost_patience 5 as the parameters say: still tracked.
+        assert (config.score_threshold, config.lost_patience) == (threshold, patience), config
+        # The thresholds the parameters say: still tracked.
         detection = tuned.track(frames[1])
         assert detection.id == target.id
         assert tuned.node.state_label() == 'tracking'
     finally:
         # Setting the values the parameters hold runs the callback and restores the tracker.
-        set_parameters(tuned, score_threshold=0.25, lost_patience=5)
+        set_parameters(tuned, score_threshold=FOLLOWING['score_threshold'],
+                       lost_patience=FOLLOWING['lost_patience'])
 
 
 def test_read_only_parameters_are_refused(tuned):

@@ -26,18 +26,24 @@ from typing import (Any, Callable, Deque, Generic, List, NamedTuple, Optional, P
 import uuid
 
 from detrack_model.tracking.boxes import Box, InitBoxError, validate_box
-from detrack_model.tracking.tracker import FrameSizeChanged, Tracker
+from detrack_model.tracking.tracker import FrameSizeChanged, Tracker, TrackerConfig
 import numpy as np
 
 Item = TypeVar('Item')
+
+
+# The tracker's defaults, which the session's settings start from.
+TRACKER_DEFAULTS = TrackerConfig()
+# The session's settings that are the tracker's (TrackerConfig fields of the same name).
+TRACKER_SETTINGS = ('score_threshold', 'lost_patience', 'motion', 'redetect', 'reference_frames')
 
 
 @dataclass(frozen=True)
 class SessionSettings:
     """The runtime-changeable settings of a session, checked when they are made."""
 
-    score_threshold: float = 0.25
-    lost_patience: int = 5
+    score_threshold: float = TRACKER_DEFAULTS.score_threshold
+    lost_patience: int = TRACKER_DEFAULTS.lost_patience
     # Decoder layers run per frame; 0: all the model has (checked against it on update).
     decoder_layers: int = 0
     # Most frames processed per second; 0: as fast as the model runs.
@@ -46,9 +52,10 @@ class SessionSettings:
     auto_init: bool = False
     auto_init_class_id: str = ''
     auto_init_min_score: float = 0.5
-    # The tracker's robustness switches (TrackerConfig.motion and .redetect).
-    motion: bool = False
-    redetect: bool = False
+    # The tracker's robustness switches (TrackerConfig.motion, .redetect, .reference_frames).
+    motion: bool = TRACKER_DEFAULTS.motion
+    redetect: bool = TRACKER_DEFAULTS.redetect
+    reference_frames: int = TRACKER_DEFAULTS.reference_frames
 
     def __post_init__(self) -> None:
         """Name the first setting outside its range."""
@@ -59,6 +66,9 @@ class SessionSettings:
                 raise ValueError(f'{name} must be in [{low:g}, {high:g}], got {value!r}')
         if not (isinstance(self.lost_patience, int) and self.lost_patience >= 1):
             raise ValueError(f'lost_patience must be an integer >= 1, got {self.lost_patience!r}')
+        if not (isinstance(self.reference_frames, int) and self.reference_frames >= 0):
+            raise ValueError('reference_frames must be an integer >= 0 (0: off), got '
+                             f'{self.reference_frames!r}')
         if not (isinstance(self.decoder_layers, int) and self.decoder_layers >= 0):
             raise ValueError('decoder_layers must be an integer >= 0 (0: all), got '
                              f'{self.decoder_layers!r}')
@@ -138,9 +148,8 @@ class TrackingSession(Generic[Item]):
         self._size_changes_seen = tracker.size_changes
         # Without settings, the tracker's own thresholds are the session's.
         config = tracker.config
-        self.update(settings or SessionSettings(score_threshold=config.score_threshold,
-                                                lost_patience=config.lost_patience,
-                                                motion=config.motion, redetect=config.redetect))
+        self.update(settings or SessionSettings(**{name: getattr(config, name)
+                                                   for name in TRACKER_SETTINGS}))
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -159,9 +168,8 @@ class TrackingSession(Generic[Item]):
         """
         self.check(settings)
         with self.lock:
-            self.tracker.update_config(score_threshold=settings.score_threshold,
-                                       lost_patience=settings.lost_patience,
-                                       motion=settings.motion, redetect=settings.redetect)
+            self.tracker.update_config(**{name: getattr(settings, name)
+                                          for name in TRACKER_SETTINGS})
             previous, self.settings = self.settings, settings
         return previous
 
