@@ -109,8 +109,12 @@ PARAMETERS: Sequence[ParameterSpec] = (
     ParameterSpec('score_threshold', SESSION.score_threshold, 'Score under which a frame '
                   'counts as a miss.', float_range=(0.0, 1.0)),
     ParameterSpec('lost_patience', SESSION.lost_patience, 'Misses in a row after which the '
-                  "target is lost (the 'detections' array is then empty and the search area "
-                  'widens).', integer_range=(1, 10000)),
+                  "target is reported lost (the 'detections' array is then empty).",
+                  integer_range=(1, 10000)),
+    ParameterSpec('search_patience', SESSION.search_patience, 'Misses in a row after which the '
+                  'search stops following the network and widens (until then a reported loss '
+                  'is a dip the tracker still follows); 0: lost_patience.',
+                  integer_range=(0, 10000)),
     ParameterSpec('motion', SESSION.motion, 'While the target is lost, move the search area '
                   'on at its last velocity (decaying).'),
     ParameterSpec('redetect', SESSION.redetect, 'While the target is lost, also search tiles '

@@ -40,3 +40,14 @@ def test_side_by_side_runs_take_their_share_of_threads():
     run = planned_runs(only=['full'])[0]
     assert 'optim.threads=1' in command(run, False, threads=1)
     assert not any(item.startswith('optim.threads') for item in command(run, False))
+
+
+def test_kept_scores_load_and_the_budget_is_the_base_recipes(tmp_path):
+    """No results file: nothing kept; a kept file round-trips; the budget is epochs x pairs."""
+    from tools.make_replication_docs import base_budget, load_results
+    assert load_results(tmp_path / 'none.json') == {'runs': {}, 'depths': [], 'pruning': []}
+    path = tmp_path / 'kept.json'
+    path.write_text('{"runs": {"full_s7": {"pairs": 10}}}')
+    assert load_results(path)['runs'] == {'full_s7': {'pairs': 10}}
+    base = yaml.safe_load(base_recipe(False).read_text())
+    assert base_budget(base) == base['optim']['epochs'] * base['data']['pairs_per_epoch']

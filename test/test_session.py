@@ -171,7 +171,7 @@ def test_reset_forgets_the_target_and_the_waiting_init():
 
 
 def test_detections_are_handed_over_only_when_wanted():
-    """auto_init takes a detector box with no target or a lost one, never over an init."""
+    """auto_init takes a detector box with no target or one it searches for, not over an init."""
     run, _ = session()
     assert not run.offer_detection((10, 10, 20, 20), 0.9, 'detector')
     run.update(run.change(auto_init=True))
@@ -180,6 +180,8 @@ def test_detections_are_handed_over_only_when_wanted():
     run.step(frame(0))
     assert not run.wants_detections  # tracking
     run.tracker.lost = True
+    assert not run.wants_detections  # a reported dip the tracker still follows
+    run.tracker.searching = True
     assert run.wants_detections
     run.set_enabled(False)
     assert not run.wants_detections

@@ -173,6 +173,32 @@ def test_reference_frames_lower_the_miss_threshold_for_a_low_scoring_target():
         TrackerConfig(relative_threshold=0.0)
 
 
+def test_a_dip_is_reported_lost_at_once_while_the_search_follows_until_search_patience():
+    """lost_patience 1, search_patience 3: lost from the 1st miss, frozen from the 3rd."""
+    backend = ScriptedBackend([[0.6, 0.5, 0.25, 0.25]], [0.1], [5])
+    tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, lost_patience=1,
+                                             search_patience=3, redetect=False))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    tracker.initialize(frame, (300, 200, 40, 40))
+    for _ in range(2):
+        before = tracker.state.copy()
+        tracker.track(frame)
+        assert tracker.lost and not tracker.searching
+        assert tracker.state[0] > before[0]  # still following the network
+    tracker.track(frame)
+    assert tracker.lost and tracker.searching
+    frozen = tracker.state.copy()
+    tracker.track(frame)
+    np.testing.assert_array_equal(tracker.state, frozen)
+    side = backend.search_size / tracker.search_region.scale
+    assert side == pytest.approx(6.0 * np.sqrt(frozen[2] * frozen[3]))
+    backend.answer = (backend.answer[0], np.array([0.8], np.float32), backend.answer[2])
+    tracker.track(frame)
+    assert not tracker.lost and not tracker.searching
+    with pytest.raises(ValueError, match='search_patience'):
+        TrackerConfig(search_patience=-1)
+
+
 def test_lost_after_patience_and_recovery():
     """Low scores for N frames -> lost, wider search, frozen state; a high score recovers."""
     backend = ScriptedBackend([[0.6, 0.5, 0.25, 0.25]], [0.1], [5])

@@ -35,7 +35,8 @@ Item = TypeVar('Item')
 # The tracker's defaults, which the session's settings start from.
 TRACKER_DEFAULTS = TrackerConfig()
 # The session's settings that are the tracker's (TrackerConfig fields of the same name).
-TRACKER_SETTINGS = ('score_threshold', 'lost_patience', 'motion', 'redetect', 'reference_frames')
+TRACKER_SETTINGS = ('score_threshold', 'lost_patience', 'search_patience', 'motion', 'redetect',
+                    'reference_frames')
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class SessionSettings:
 
     score_threshold: float = TRACKER_DEFAULTS.score_threshold
     lost_patience: int = TRACKER_DEFAULTS.lost_patience
+    search_patience: int = TRACKER_DEFAULTS.search_patience
     # Decoder layers run per frame; 0: all the model has (checked against it on update).
     decoder_layers: int = 0
     # Most frames processed per second; 0: as fast as the model runs.
@@ -66,6 +68,9 @@ class SessionSettings:
                 raise ValueError(f'{name} must be in [{low:g}, {high:g}], got {value!r}')
         if not (isinstance(self.lost_patience, int) and self.lost_patience >= 1):
             raise ValueError(f'lost_patience must be an integer >= 1, got {self.lost_patience!r}')
+        if not (isinstance(self.search_patience, int) and self.search_patience >= 0):
+            raise ValueError('search_patience must be an integer >= 0 (0: lost_patience), got '
+                             f'{self.search_patience!r}')
         if not (isinstance(self.reference_frames, int) and self.reference_frames >= 0):
             raise ValueError('reference_frames must be an integer >= 0 (0: off), got '
                              f'{self.reference_frames!r}')
@@ -224,7 +229,8 @@ class TrackingSession(Generic[Item]):
             if self._pending is not None:
                 return False
         tracker = self.tracker
-        return not (tracker.initialized and not tracker.lost)
+        # Only once the tracker has stopped following its target (not on a reported dip).
+        return not (tracker.initialized and not tracker.searching)
 
     @property
     def pending(self) -> Optional[PendingInit]:
