@@ -230,6 +230,10 @@ def page(measured: Dict[str, Tuple[Dict[str, Scores], Dict[str, float]]],
     lines += ['', f'onnxruntime is {latency["speedup_torch_over_onnxruntime"]:.2f}x faster '
               f'than PyTorch eager here (ratio of medians, {latency["threads"]} threads each, '
               f'1-min load average {latency["load_average_1min"]:.1f}).']
+    lines += ['', 'DETRack runs with its default lost state (reported from the first frame '
+              'scoring under 0.6). How it was chosen, each robustness switch on and off, recovery '
+              'after absences and false tracking during them: [robust-tracking.md]'
+              '(robust-tracking.md).']
     lines += ['', 'Regenerate: `make data`, then `python -m tools.make_tracking_docs` (the '
               'sequences are generated once under build/data/tracking_eval).', '']
     return '\n'.join(lines)
