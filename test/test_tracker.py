@@ -202,7 +202,8 @@ def test_a_dip_is_reported_lost_at_once_while_the_search_follows_until_search_pa
 def test_lost_after_patience_and_recovery():
     """Low scores for N frames -> lost, wider search, frozen state; a high score recovers."""
     backend = ScriptedBackend([[0.6, 0.5, 0.25, 0.25]], [0.1], [5])
-    tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, lost_patience=3))
+    tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, lost_patience=3,
+                                             search_patience=0))
     frame = np.zeros((480, 640, 3), np.uint8)
     tracker.initialize(frame, (300, 200, 40, 40))
     for _ in range(2):
@@ -593,8 +594,8 @@ def blob_frame(x, y, side=30, size=(480, 640)):
 def test_a_target_that_reappears_far_away_is_redetected():
     """Lost, the wider search misses it; the whole-frame tiles find it and count it."""
     backend = BlobBackend()
-    config = TrackerConfig(hanning=False, lost_patience=2, redetect=True, redetect_after=1,
-                           redetect_tiles=2)
+    config = TrackerConfig(hanning=False, lost_patience=2, search_patience=0, redetect=True,
+                           redetect_after=1, redetect_tiles=2)
     tracker = Tracker(backend, config)
     tracker.initialize(blob_frame(50, 50), (50, 50, 30, 30))
     tracker.track(blob_frame(52, 50))
@@ -613,7 +614,8 @@ def test_a_target_that_reappears_far_away_is_redetected():
     assert found_at is not None and tracker.reacquisitions == 1
     np.testing.assert_allclose(box, (560, 400, 30, 30), atol=2)
     # Without re-detection the far target stays lost.
-    plain = Tracker(BlobBackend(), TrackerConfig(hanning=False, lost_patience=2, redetect=False))
+    plain = Tracker(BlobBackend(), TrackerConfig(hanning=False, lost_patience=2,
+                                                 search_patience=0, redetect=False))
     plain.initialize(blob_frame(50, 50), (50, 50, 30, 30))
     for _ in range(4):
         plain.track(blob_frame(None, None))
@@ -626,6 +628,7 @@ def test_motion_carries_the_search_through_a_short_occlusion():
     """A target moving right, hidden for a few frames, is found where it went."""
     def run(motion):
         tracker = Tracker(BlobBackend(), TrackerConfig(hanning=False, lost_patience=1,
+                                                       search_patience=0,
                                                        motion=motion, motion_decay=1.0))
         tracker.initialize(blob_frame(40, 200), (40, 200, 30, 30))
         x = 40

@@ -42,8 +42,9 @@ DETRACK_KEYS = ('model', 'backend', 'layers', 'device', 'threads', 'fp16', 'ce',
                 'threshold', 'patience', 'size_rate', 'max_step', 'motion', 'redetect', 'name')
 # Tracker options that are TrackerConfig fields: option -> (field, type).
 TRACKER_SETTINGS = {'threshold': ('score_threshold', float), 'patience': ('lost_patience', int),
-                    'size_rate': ('size_rate', float), 'max_step': ('max_scale_step', float),
-                    'motion': ('motion', bool), 'redetect': ('redetect', bool)}
+                    'search': ('search_patience', int), 'size_rate': ('size_rate', float),
+                    'max_step': ('max_scale_step', float), 'motion': ('motion', bool),
+                    'redetect': ('redetect', bool), 'reference': ('reference_frames', int)}
 
 
 def parse_tracker(spec: str) -> Tuple[str, Dict[str, str]]:
