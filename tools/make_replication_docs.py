@@ -245,7 +245,9 @@ def page(groups: Dict[str, List[Dict[str, Any]]], depths: List[Dict[str, Any]],
                       "the conv head's accuracy in a fraction of the training (the paper: "
                       "about a fifth).** Here it reaches the conv head's final val AO after "
                       + ('never (within this budget)' if reach != reach else
-                         f'{reach:.0f} of {conv[-1][0]:.0f} pairs ({ratio:.1f}x fewer)')
+                         f'{reach:.0f} of {conv[-1][0]:.0f} pairs ({ratio:.1f}x fewer'
+                         + (', at the first checkpoint: the finest the curve resolves'
+                            if reach == full[0][0] else '') + ')')
                       + f': {speed_verdict(ratio)}; at the end it is '
                       f'{full[-1][1] - conv[-1][1]:+.3f} val AO from the conv head. Target '
                       'of this replication, at most half the pairs: '
