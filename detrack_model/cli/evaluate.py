@@ -38,13 +38,13 @@ from detrack_model.evaluation.sequences import BENCHMARKS, load_benchmark
 from detrack_model.export.bundle import BundleError
 from detrack_model.shipped import default_model_path
 
-DETRACK_KEYS = ('model', 'backend', 'layers', 'device', 'threads', 'fp16', 'ce', 'hanning',
-                'threshold', 'patience', 'size_rate', 'max_step', 'motion', 'redetect', 'name')
 # Tracker options that are TrackerConfig fields: option -> (field, type).
 TRACKER_SETTINGS = {'threshold': ('score_threshold', float), 'patience': ('lost_patience', int),
                     'search': ('search_patience', int), 'size_rate': ('size_rate', float),
                     'max_step': ('max_scale_step', float), 'motion': ('motion', bool),
                     'redetect': ('redetect', bool), 'reference': ('reference_frames', int)}
+DETRACK_KEYS = ('model', 'backend', 'layers', 'device', 'threads', 'fp16', 'ce', 'hanning',
+                *TRACKER_SETTINGS, 'name')
 
 
 def parse_tracker(spec: str) -> Tuple[str, Dict[str, str]]:
