@@ -199,6 +199,10 @@ class _Reporter:
     def skipped(self, error: Exception) -> None:
         self._log(f'image not tracked: {error}')
 
+    def size_changed(self, width: int, height: int, lost: bool) -> None:
+        self._log(f'images are {width}x{height} from here on' +
+                  (' (another aspect ratio: the target is searched again)' if lost else ''))
+
 
 class _Converter:
     """Turn bag images into frames by the node's rules; count and tell the bad ones."""

@@ -41,6 +41,13 @@ class NodeStatistics:
         """Note that tracking (re)started now: a new target, or processing enabled."""
         self.tracking_since = time.monotonic()
 
+    def stepped(self, new_target: bool, step_started: float) -> None:
+        """Note a step's result: a new target restarts the stall clock, else time the step."""
+        if new_target:
+            self.started()
+        else:
+            self.inference_ms.add((time.perf_counter() - step_started) * 1e3)
+
     def published(self, received_at: float, age_ms: float) -> None:
         """Count an output, with its time in the node and its age since the image's stamp."""
         now = time.monotonic()

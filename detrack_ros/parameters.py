@@ -14,8 +14,10 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, TYPE_CHECKING
 
 from detrack_model.data.encoded import DEFAULT_MAX_PIXELS
 from detrack_model.tracking.factory import RuntimeConfig
-from detrack_model.tracking.session import SessionSettings
+from detrack_model.tracking.model_host import ModelHost
+from detrack_model.tracking.session import SessionSettings, TrackingSession
 from detrack_model.tracking.target_3d import DepthSettings
+from detrack_ros.session_log import describe
 
 if TYPE_CHECKING:
     from rcl_interfaces.msg import ParameterDescriptor
@@ -222,4 +224,26 @@ def _together(values: Dict[str, Any]) -> Optional[str]:
         depth_settings(values)
     except ValueError as error:
         return f'depth parameters: {error}'
+    return None
+
+
+def apply_change(live: Dict[str, Any], changed: Dict[str, Any],
+                 session: Optional[TrackingSession], model: Optional[ModelHost]
+                 ) -> Optional[str]:
+    """
+    Take the ``changed`` values into ``live`` and the running session, or return why not.
+
+    Every value is checked, and the session takes its settings, before ``live`` changes: a
+    refused set (ROS applies a set atomically) changes nothing.
+    """
+    values = {**live, **changed}
+    reason = refusal(values, changed)
+    if reason is not None:
+        return reason
+    if session is not None:
+        try:
+            model.apply(session, session_settings(values))
+        except (ValueError, OSError, RuntimeError) as error:
+            return f'{model.path}: {describe(error)}'
+    live.update(values)
     return None

@@ -18,8 +18,9 @@ builds the ROS messages, subscribes and publishes, and logs (throttled per cause
 """
 
 import collections
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
+from detrack_model.tracking.session import StepResult
 from detrack_model.tracking.target_3d import Target3D
 from detrack_ros.detection_messages import assign_fields, stamp_ns
 from detrack_ros.log_throttle import KeyedThrottle
@@ -61,10 +62,11 @@ class Target3DOutput:
         return [self._node.create_subscription(Image, 'depth/image',
                                                self._estimator.add_depth, qos)]
 
-    def publish(self, header: Header, box: Any, detection: Detection2D,
-                image_size: Tuple[int, int]) -> None:
-        """Publish the outputs of the tracked ``box`` on the colour image with ``header``."""
-        estimator = self._estimator
+    def publish(self, result: StepResult, detection: Detection2D) -> None:
+        """Publish the 3-D outputs of a tracked frame's result (``detection``: its 2-D one)."""
+        header, box, estimator = result.item.msg.header, result.box, self._estimator
+        height, width = result.frame.array.shape[:2]
+        image_size = (width, height)
         # Without depth a missing camera_info only means no bearing: counted, not logged.
         intrinsics = estimator.intrinsics(self._camera_info(), image_size, tell=self.enabled)
         if intrinsics is None:

@@ -7,16 +7,15 @@ someone subscribes; ``/diagnostics`` on the node's timer. Every output of a fram
 that image's header.
 """
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
+from detrack_model.tracking.session import StepResult
 from detrack_ros.debug_overlay import draw_overlay
 from detrack_ros.detection_messages import detection_array, detection_from_box
-from detrack_ros.image_conversion import array_to_image, Frame
+from detrack_ros.image_conversion import array_to_image
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray
 
 
@@ -37,23 +36,23 @@ class TrackOutputs:
         self._publishers.append(publisher)
         return publisher
 
-    def publish(self, header: Header, frame: Frame, box: np.ndarray, score: float, lost: bool,
-                track_id: str, class_id: str, debug: bool,
-                search: Optional[Sequence[float]] = None) -> Optional[Detection2D]:
+    def publish(self, result: StepResult, class_id: str, debug: bool) -> Optional[Detection2D]:
         """
         Publish one processed frame's result (and its debug image when asked and heard).
 
         Return the Detection2D published, None while the target is lost.
         """
-        detection = None
-        if lost:
+        header, detection = result.item.msg.header, None
+        if result.lost:
             self.detections.publish(detection_array(header))
         else:
-            detection = detection_from_box(box, header, class_id, score, track_id)
+            detection = detection_from_box(result.box, header, class_id, result.score,
+                                           result.track_id)
             self.detection.publish(detection)
             self.detections.publish(detection_array(header, [detection]))
         if debug and self.debug.get_subscription_count() > 0:
-            overlay = draw_overlay(frame, box, score, lost, search)
+            overlay = draw_overlay(result.frame, result.box, result.score, result.lost,
+                                   result.search_region)
             self.debug.publish(array_to_image(overlay, 'bgr8', header))
         return detection
 

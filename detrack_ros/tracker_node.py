@@ -23,7 +23,7 @@ import functools
 import gc
 import sys
 import time
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from detrack_model.tracking.model_host import ModelHost
 from detrack_model.tracking.session import TrackingSession
@@ -33,8 +33,8 @@ from detrack_ros.image_input import ImageInput, Received
 from detrack_ros.inference_worker import InferenceWorker
 from detrack_ros.init_inputs import InitInputs
 from detrack_ros.node_statistics import NodeStatistics, WARN
-from detrack_ros.parameters import (NAMES, PARAMETERS, refusal, runtime_config,
-                                    session_settings, SPECS)
+from detrack_ros.parameters import (apply_change, NAMES, PARAMETERS, refusal,
+                                    runtime_config, session_settings, SPECS)
 from detrack_ros.session_log import describe, LOG_THROTTLE_SEC, SessionLog
 from detrack_ros.target_3d_messages import Target3DOutput
 from detrack_ros.track_outputs import TrackOutputs
@@ -75,8 +75,8 @@ class TrackerNode(LifecycleNode):
         self.outputs: Optional[TrackOutputs] = None
         self.target_3d: Optional[Target3DOutput] = None
         self._own_subscriptions: List[Any] = []
-        self._own_services: List[Any] = []
-        self._own_timers: List[Any] = []
+        # (destroy function, handle) of the services and timers configure created.
+        self._own_handles: List[Tuple[Callable[[Any], Any], Any]] = []
         # Set once the lifecycle reached finalized: main() then returns.
         self.finished = Future()
 
@@ -109,10 +109,11 @@ class TrackerNode(LifecycleNode):
         self.outputs = TrackOutputs(self)
         self.target_3d = Target3DOutput(self, self.outputs.publisher, self._counts, self._live,
                                         lambda: self.inits.camera_info)
-        self._own_services = [self.create_service(Trigger, 'reset', self._on_reset),
-                              self.create_service(SetBool, 'enable', self._on_enable)]
         period = self.get_parameter('diagnostics_period').value
-        self._own_timers = [self.create_timer(period, self._publish_diagnostics)]
+        self._own_handles = [
+            (self.destroy_service, self.create_service(Trigger, 'reset', self._on_reset)),
+            (self.destroy_service, self.create_service(SetBool, 'enable', self._on_enable)),
+            (self.destroy_timer, self.create_timer(period, self._publish_diagnostics))]
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -143,16 +144,14 @@ class TrackerNode(LifecycleNode):
         self.release()
         return SUCCESS
 
+    # From an error the node goes back to unconfigured, holding nothing.
+    on_error = on_cleanup
+
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything, from whichever state; main() then ends the process."""
         self.release()
         if not self.finished.done():
             self.finished.set_result(True)
-        return SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything; the node goes back to unconfigured."""
-        self.release()
         return SUCCESS
 
     def _load_model(self) -> None:
@@ -175,11 +174,9 @@ class TrackerNode(LifecycleNode):
     def release(self) -> None:
         """Stop the inference thread and free the model, publishers, services and timers."""
         self._stop_inference()
-        for timer in self._own_timers:
-            self.destroy_timer(timer)
-        for service in self._own_services:
-            self.destroy_service(service)
-        self._own_timers, self._own_services = [], []
+        for destroy, handle in self._own_handles:
+            destroy(handle)
+        self._own_handles = []
         if self.outputs is not None:
             self.outputs.destroy()
             self.outputs = self.target_3d = None
@@ -209,25 +206,16 @@ class TrackerNode(LifecycleNode):
         session, outputs = self.session, self.outputs
         if session is None or outputs is None:
             return
-        sizes = session.counters['size_changes_taken']
         started = time.perf_counter()
         for result in session.step(item):
-            if result.started is not None:
-                self._stats.started()
-            else:
-                self._stats.inference_ms.add((time.perf_counter() - started) * 1e3)
-                if session.counters['size_changes_taken'] != sizes:
-                    height, width = result.frame.array.shape[:2]
-                    self._log.size_changed(width, height, result.lost)
-            header = result.item.msg.header
+            self._stats.stepped(result.started is not None, started)
             # Counted before publishing: whoever receives the result sees it counted.
             self._counts['processed'] += 1
-            detection = outputs.publish(header, result.frame, result.box, result.score,
-                                        result.lost, result.track_id, self._live['class_id'],
-                                        self._live['debug_image'], result.search_region)
+            detection = outputs.publish(result, self._live['class_id'],
+                                        self._live['debug_image'])
             if detection is not None:
-                height, width = result.frame.array.shape[:2]
-                self.target_3d.publish(header, result.box, detection, (width, height))
+                self.target_3d.publish(result, detection)
+            header = result.item.msg.header
             age_ns = self.get_clock().now().nanoseconds - stamp_ns(header)
             self._stats.published(result.item.monotonic, age_ns * 1e-6)
 
@@ -253,21 +241,10 @@ class TrackerNode(LifecycleNode):
         return response
 
     def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
-        # Every value is checked before any takes effect, so a refused (atomic) set changes
-        # nothing.
         ours = {p.name: p.value for p in parameters if p.name in SPECS}
-        values = {**self._live, **ours}
-        reason = refusal(values, ours)
+        reason = apply_change(self._live, ours, self.session, self.model)
         if reason is not None:
             return SetParametersResult(successful=False, reason=reason)
-        session, model = self.session, self.model
-        if session is not None:
-            try:
-                model.apply(session, session_settings(values))
-            except (ValueError, OSError, RuntimeError) as error:
-                return SetParametersResult(successful=False,
-                                           reason=f'{model.path}: {describe(error)}')
-        self._live.update(values)
         self.worker.wake()  # a max_rate wait recomputes with the new values
         return SetParametersResult(successful=True)
 

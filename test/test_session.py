@@ -48,6 +48,9 @@ class Recorder:
     def skipped(self, error):
         self.events.append(('skipped', type(error).__name__))
 
+    def size_changed(self, width, height, lost):
+        self.events.append(('size', width, height, lost))
+
 
 def frame(index, size=(240, 320)):
     """Return item ``index``: (stamp, image), the image None for a broken one."""
@@ -232,6 +235,18 @@ def test_a_frame_of_another_size_is_skipped_and_counted():
     assert run.step(frame(1, size=(60, 80))) == []
     assert run.counters['frame_size_changes'] == 1 and recorder.events[-1][0] == 'skipped'
     assert len(run.step(frame(2))) == 1
+
+
+def test_a_new_frame_size_taken_over_is_counted_and_reported_once():
+    """Two frames of a new size: the first skipped, the second rescales; told once."""
+    run, recorder = session()
+    run.request_init((10, 10, 20, 20), 'init_box')
+    run.step(frame(0))
+    run.step(frame(1, size=(480, 640)))
+    assert len(run.step(frame(2, size=(480, 640)))) == 1
+    run.step(frame(3, size=(480, 640)))
+    assert run.counters['size_changes_taken'] == 1
+    assert [e for e in recorder.events if e[0] == 'size'] == [('size', 640, 480, False)]
 
 
 def test_inits_and_resets_from_other_threads_never_break_a_step():

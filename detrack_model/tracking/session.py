@@ -126,6 +126,9 @@ class Reporter(Protocol):
     def skipped(self, error: Exception) -> None:
         """Report a frame that could not be tracked (another size, bad contents)."""
 
+    def size_changed(self, width: int, height: int, lost: bool) -> None:
+        """Report images of a new size taken under the target (``lost``: another aspect)."""
+
 
 class TrackingSession(Generic[Item]):
     """Decide what ``tracker`` tracks on which frame; see the module docstring."""
@@ -361,6 +364,8 @@ class TrackingSession(Generic[Item]):
             if tracker.size_changes != self._size_changes_seen:
                 self._size_changes_seen = tracker.size_changes
                 self.counters['size_changes_taken'] += 1
+                height, width = frame.array.shape[:2]
+                self._report.size_changed(width, height, result.lost)
         return result
 
     def _reject(self, source: str, error: InitBoxError) -> None:
@@ -396,6 +401,9 @@ class _Quiet:
     def skipped(self, error: Exception) -> None:
         """Keep the reason a frame was not tracked."""
         self.error = error
+
+    def size_changed(self, width: int, height: int, lost: bool) -> None:
+        """Nothing to tell: the offline caller sees the frames it gives."""
 
 
 class OfflineSession:
