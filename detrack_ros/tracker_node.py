@@ -11,11 +11,11 @@ Latency model: the image callback only drops the message into a one-slot mailbox
 its own converts and tracks whatever is newest when it is free. A slow model therefore skips
 frames instead of queueing them, and services and parameter calls stay responsive.
 
-What to track on which frame is the tracking session's decision; this node wires ROS to it:
-images in (``image`` or ``image/compressed``), targets in (:mod:`detrack_ros.init_inputs`),
-results out (:mod:`detrack_ros.track_outputs`; the bearing and, with ``depth``, the 3-D
-target: :mod:`detrack_ros.target_3d_messages`), the services ``reset`` (Trigger) and
-``enable`` (SetBool), parameters (:mod:`detrack_ros.parameters`). The README lists it all.
+What to track on which frame is the tracking session's decision; this node wires ROS to it.
+Its topics and services are the table of :mod:`detrack_ros.interface`, its parameters that of
+:mod:`detrack_ros.parameters`; the README's section "The tracker node" shows both (written by
+``tools/make_interface_docs.py``). Inputs: :mod:`detrack_ros.image_input` and ``init_inputs``;
+outputs: :mod:`detrack_ros.track_outputs` and ``target_3d_messages``.
 """
 
 import collections
