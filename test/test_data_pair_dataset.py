@@ -6,9 +6,9 @@ import os
 import cv2
 from detrack_model.data import (Got10k, limit_opencv_threads, PairProcessing, SKIP_REASONS,
                                 TrackingPairDataset, worker_init)
-from detrack_model.data.toy_datasets import write_got10k
 import pytest
 import torch
+from toy_datasets import write_got10k
 
 BAD_FRAMES = {0: {2, 3, 4}}
 NAN_FRAMES = {1: {1, 5, 7}}

@@ -6,10 +6,9 @@ import os
 import cv2
 from detrack_model.data import (AnnotationError, build_datasets, Coco, FrameError, Got10k,
                                 LaSOT, TrackingNet)
-from detrack_model.data.toy_datasets import (write_coco, write_got10k, write_lasot,
-                                             write_trackingnet)
 import numpy as np
 import pytest
+from toy_datasets import write_coco, write_got10k, write_lasot, write_trackingnet
 
 
 def write_lines(path, lines):

@@ -15,13 +15,13 @@ import sys
 import time
 
 from detrack_model.cli.train import apply_overrides
-from detrack_model.data.toy_datasets import write_got10k
 from detrack_model.engine.recipe import load_recipe, recipe_from_dict
 from detrack_model.engine.trainer import Trainer
 from detrack_model.export import load_bundle
 import pytest
 from safetensors.torch import load_file
 import torch
+from toy_datasets import write_got10k
 import yaml
 
 TRAINING = pathlib.Path(__file__).resolve().parent.parent / 'training'

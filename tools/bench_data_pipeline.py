@@ -3,10 +3,10 @@ Measure how many training pairs per second the data pipeline delivers on this ma
 
 Times ``TrackingPairDataset`` (frame decode, crop, augmentation, normalisation) in one process
 and through a ``DataLoader`` with worker processes, and prints the median over a few runs.
-Without ``--root`` it first writes a small GOT-10k-layout dataset (5 sequences of 30 640x480
-JPEG frames) to a temporary directory. DataLoader rates are timed from the first batch on, so
-worker start-up is left out. A single-process breakdown splits a pair's time into decoding
-and processing.
+Without ``--root`` it first generates a small GOT-10k-layout split (5 synthetic sequences of
+30 640x480 JPEG frames, :func:`detrack_model.data.synthetic.generate_dataset`) in a temporary
+directory. DataLoader rates are timed from the first batch on, so worker start-up is left out.
+A single-process breakdown splits a pair's time into decoding and processing.
 
     python tools/bench_data_pipeline.py [--root GOT10K_ROOT] [--workers 0 2] [--pairs 256]
 """
@@ -95,9 +95,10 @@ def run(root: str, split: str, workers: Sequence[int], count: int, runs: int,
 
 
 def main(argv=None) -> int:
-    """Parse arguments, build the toy dataset if needed, print the table."""
+    """Parse arguments, generate the dataset if needed, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--root', help='GOT-10k root (default: a temporary toy dataset)')
+    parser.add_argument('--root',
+                        help='GOT-10k root (default: a temporary generated synthetic split)')
     parser.add_argument('--split', default='train')
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2])
     parser.add_argument('--pairs', type=int, default=256, help='pairs per timed run')
@@ -106,12 +107,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # run as a script from anywhere in the checkout
-    from detrack_model.data.toy_datasets import write_got10k
+    from detrack_model.data.synthetic import generate_dataset
     if args.root:
         lines = run(args.root, args.split, args.workers, args.pairs, args.runs, args.batch)
     else:
         with tempfile.TemporaryDirectory(prefix='detrack_bench_') as root:
-            write_got10k(root, 'train', num_sequences=5, num_frames=30, width=640, height=480)
+            generate_dataset(root, 'train', num_sequences=5, frames=30, size=(640, 480))
             lines = run(root, 'train', args.workers, args.pairs, args.runs, args.batch)
     print('\n'.join(lines))
     return 0

@@ -1,7 +1,8 @@
 """
 Training data: dataset readers, the pair sampler, crops and augmentation.
 
-Readers (GOT-10k, LaSOT, TrackingNet, COCO) share one interface, :class:`TrackingDataset`;
+Readers (GOT-10k, LaSOT, TrackingNet, COCO) share one interface, :class:`TrackingDataset`,
+and are built from recipe entries by type (:data:`DATASET_TYPES`, ``synthetic`` included);
 :class:`TrackingPairDataset` turns any mix of them into a deterministic stream of
 template/search pairs for a DataLoader. :func:`crop_to_search` is also the tracker's test-time
 crop.

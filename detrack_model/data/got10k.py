@@ -1,20 +1,38 @@
 """
-GOT-10k reader.
+GOT-10k reader: the one set of layout rules for training and evaluation.
 
 Layout: ``root/{train,val,test}/list.txt`` names the sequence directories of each split; a
-sequence directory holds ``00000001.jpg ...``, ``groundtruth.txt`` (x,y,w,h per line; the test
-split gives only the first line), ``absence.label`` (1 = target absent) and ``cover.label``
-(0..8, 0 = fully occluded).
+sequence directory holds ``00000001.jpg ...``, ``groundtruth.txt`` (x,y,w,h per line),
+``absence.label`` (1 = target absent) and ``cover.label`` (0..8, 0 = fully occluded).
+
+As in the GOT-10k toolkit, the frames of a sequence are its sorted ``*.jpg`` files, and only
+the ``test`` split may annotate the first frame alone: its other frames get NaN boxes and are
+not visible. Every other split annotates every frame.
 """
 
-import glob
 import os
-from typing import Optional
+from typing import List, Optional
 
 from detrack_model.data.annotations import (check_length, NameList, read_boxes, read_flags,
                                             read_name_list)
 from detrack_model.data.sequences import make_sequence_info, SequenceInfo, TrackingDataset
 import numpy as np
+
+FRAME_SUFFIX = '.jpg'
+# The split whose ground truth is withheld except for the first box.
+FIRST_BOX_ONLY_SPLIT = 'test'
+
+
+def list_frames(directory: str) -> List[str]:
+    """Return the sorted ``*.jpg`` files of a sequence directory; raise if there are none."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f'frame directory not found: {directory}')
+    with os.scandir(directory) as entries:
+        names = sorted(entry.name for entry in entries
+                       if entry.name.endswith(FRAME_SUFFIX) and entry.is_file())
+    if not names:
+        raise FileNotFoundError(f'no *{FRAME_SUFFIX} frames in {directory}')
+    return [os.path.join(directory, name) for name in names]
 
 
 class Got10k(TrackingDataset):
@@ -49,29 +67,42 @@ class Got10k(TrackingDataset):
         """Return the name of sequence ``index``."""
         return self.sequences[index]
 
+    def sequence_dir(self, index: int) -> str:
+        """Return the directory of sequence ``index``."""
+        return os.path.join(self.split_dir, self.sequences[index])
+
+    def annotation_file(self, index: int) -> str:
+        """Return the ground-truth file of sequence ``index``."""
+        return os.path.join(self.sequence_dir(index), 'groundtruth.txt')
+
+    def frame_files(self, index: int) -> List[str]:
+        """Return every frame file of sequence ``index``, in order (see :func:`list_frames`)."""
+        return list_frames(self.sequence_dir(index))
+
     def frame_path(self, index: int, frame_index: int) -> str:
         """Return the image file of frame ``frame_index`` (0-based) of sequence ``index``."""
-        return os.path.join(self.split_dir, self.sequences[index], f'{frame_index + 1:08d}.jpg')
+        # Named by rule rather than listed: sampling a pair must not scan the directory.
+        return os.path.join(self.sequence_dir(index), f'{frame_index + 1:08d}{FRAME_SUFFIX}')
 
     def _load_sequence_info(self, index: int) -> SequenceInfo:
-        directory = os.path.join(self.split_dir, self.sequences[index])
-        boxes = read_boxes(os.path.join(directory, 'groundtruth.txt'))
-        present = None
-        absence_file = os.path.join(directory, 'absence.label')
-        cover_file = os.path.join(directory, 'cover.label')
-        if os.path.isfile(absence_file):
-            absent = check_length(absence_file, read_flags(absence_file), len(boxes))
-            present = absent == 0
-        if os.path.isfile(cover_file):
-            cover = check_length(cover_file, read_flags(cover_file), len(boxes))
-            present = cover > 0 if present is None else present & (cover > 0)
-        if len(boxes) <= 1:
-            # The test split annotates only the first frame: the other frames exist, boxes
-            # unknown.
-            frames = len(glob.glob(os.path.join(directory, '*.jpg')))
-            if frames > len(boxes):
-                unknown = np.full((frames - len(boxes), 4), np.nan)
-                boxes = np.concatenate([boxes, unknown])
+        directory = self.sequence_dir(index)
+        boxes = read_boxes(self.annotation_file(index))
+        present = _presence(directory, len(boxes))
+        if self.split == FIRST_BOX_ONLY_SPLIT and len(boxes) == 1:
+            unknown = len(self.frame_files(index)) - 1
+            if unknown > 0:
+                boxes = np.concatenate([boxes, np.full((unknown, 4), np.nan)])
                 if present is not None:
-                    present = np.concatenate([present, np.zeros(len(unknown), dtype=bool)])
+                    present = np.concatenate([present, np.zeros(unknown, dtype=bool)])
         return make_sequence_info(self.sequences[index], boxes, present)
+
+
+def _presence(directory: str, count: int) -> Optional[np.ndarray]:
+    """Return per-frame presence from ``absence.label`` and ``cover.label``, if either exists."""
+    present = None
+    for label, keep in (('absence.label', lambda v: v == 0), ('cover.label', lambda v: v > 0)):
+        path = os.path.join(directory, label)
+        if os.path.isfile(path):
+            flags = keep(check_length(path, read_flags(path), count))
+            present = flags if present is None else present & flags
+    return present

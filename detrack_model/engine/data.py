@@ -1,50 +1,27 @@
 """
 Training and validation pairs from a recipe's dataset entries.
 
-Entries of ``type: synthetic`` name a generated GOT-10k-layout split: it is generated once
-(deterministically from its seed) when missing, then read like any GOT-10k split. With
-``pool: DIR`` the split also draws from that image pool (``detrack-synth fetch-sources``).
+Every entry is built by :func:`detrack_model.data.build_dataset`, ``type: synthetic`` included
+(a generated GOT-10k-layout split, generated once when missing; with ``pool: DIR`` it also
+draws from that image pool, see ``detrack-synth fetch-sources``).
 """
 
-import logging
-import pathlib
 from typing import Any, Dict, List, Mapping, Sequence
 
-from detrack_model.data import build_datasets, PairProcessing, TrackingPairDataset
-from detrack_model.data.synthetic import generate_dataset
+from detrack_model.data import build_dataset, build_datasets, PairProcessing, TrackingPairDataset
+from detrack_model.data.factory import GENERATED_TYPES
 from detrack_model.engine.recipe import Recipe
 import torch
 import torch.utils.data
 
-LOG = logging.getLogger(__name__)
-SYNTHETIC_KEYS = ('root', 'split', 'sequences', 'frames', 'seed', 'size', 'ratio', 'type',
-                  'pool', 'workers')
-
-
-def materialise(spec: Mapping[str, Any]) -> Dict[str, Any]:
-    """Turn a synthetic entry into a GOT-10k one, generating the split if it is missing."""
-    spec = dict(spec)
-    if spec.get('type') != 'synthetic':
-        return spec
-    unknown = sorted(set(spec) - set(SYNTHETIC_KEYS))
-    if unknown:
-        raise ValueError(f'synthetic dataset entry: unknown keys {unknown}')
-    root, split = pathlib.Path(spec['root']), spec.get('split', 'train')
-    if not (root / split / 'list.txt').is_file():
-        size = tuple(spec.get('size', (480, 360)))
-        LOG.info('generating synthetic split %s/%s (%d sequences)', root, split,
-                 spec['sequences'])
-        generate_dataset(str(root), split, int(spec['sequences']), int(spec['frames']),
-                         size=size, seed=int(spec.get('seed', 0)), overwrite=True,
-                         pool=spec.get('pool'), workers=int(spec.get('workers', 1)))
-    return {'type': 'got10k', 'root': str(root), 'split': split,
-            'ratio': spec.get('ratio', 1.0)}
-
 
 def materialise_all(recipe: Recipe) -> None:
     """Generate every missing synthetic split a recipe names (training and validation)."""
+    # Only generated types are built here: a real reader would generate nothing and cost
+    # time (COCO parses its whole annotation file), and build_pair_dataset builds them anyway.
     for spec in [*recipe.data.train, *recipe.data.val]:
-        materialise(spec)
+        if str(spec.get('type', '')).lower() in GENERATED_TYPES:
+            build_dataset(spec)
 
 
 class IndexedPairs(torch.utils.data.Dataset):
@@ -71,7 +48,7 @@ class IndexedPairs(torch.utils.data.Dataset):
 def build_pair_dataset(specs: Sequence[Mapping[str, Any]], recipe: Recipe, seed: int,
                        training: bool) -> IndexedPairs:
     """Build the training (augmented) or validation pairs of a recipe."""
-    datasets, ratios = build_datasets([materialise(spec) for spec in specs])
+    datasets, ratios = build_datasets(specs)
     model, data = recipe.model, recipe.data
     processing = PairProcessing(
         template_size=model.template_size, search_size=model.search_size,

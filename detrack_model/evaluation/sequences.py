@@ -4,9 +4,10 @@ Benchmark sequences for one-pass evaluation, loaded the way the official toolkit
 Three layouts are understood:
 
 - ``got10k``: ``root/<split>/list.txt`` names the sequence directories; each holds
-  ``00000001.jpg ...``, ``groundtruth.txt``, ``absence.label`` and ``cover.label``. The val
-  (and train) split annotates every frame; the test split gives the first box only, so its
-  other frames get NaN boxes and are not visible.
+  ``00000001.jpg ...``, ``groundtruth.txt``, ``absence.label`` and ``cover.label``, read by
+  the training reader :class:`~detrack_model.data.got10k.Got10k`. The val (and train) split
+  annotates every frame; the test split gives the first box only, so its other frames get NaN
+  boxes and are not visible.
 - ``lasot``: ``root/<category>/<category>-<k>/img/00000001.jpg ...`` with ``groundtruth.txt``,
   ``full_occlusion.txt`` and ``out_of_view.txt``; ``sequences`` restricts it to a list such as
   the official 280-sequence test split.
@@ -29,8 +30,8 @@ import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from detrack_model.data.annotations import (check_length, NameList, read_boxes, read_flags,
-                                            read_name_list)
+from detrack_model.data.annotations import NameList, read_boxes, read_name_list
+from detrack_model.data.got10k import Got10k
 from detrack_model.data.lasot import LaSOT
 from detrack_model.data.sequences import AnnotationError, make_sequence_info, read_rgb
 import numpy as np
@@ -143,30 +144,18 @@ def _check_count(anno_file: str, boxes: np.ndarray, frame_dir: str, frames: Sequ
 
 
 def _load_got10k(root: str, split: str, sequences: Optional[NameList]) -> List[EvalSequence]:
-    split_dir = os.path.join(root, split)
-    if sequences is None:
-        sequences = _require(os.path.join(split_dir, 'list.txt'), 'GOT-10k split list')
+    # The training reader's rules (frames, labels, the test split's first-box-only ground
+    # truth) are the evaluation's too. Only the toolkits' one-frame-per-line check is added
+    # here: training leaves it out so as not to list every sequence directory.
+    dataset = Got10k(root, split, sequences)
     out = []
-    for name in read_name_list(sequences):
-        directory = os.path.join(split_dir, name)
-        frames = _frame_files(directory)
-        anno_file = _require(os.path.join(directory, 'groundtruth.txt'), 'ground truth')
-        boxes = read_boxes(anno_file)
-        present = None
-        for label, keep in (('absence.label', lambda v: v == 0), ('cover.label', lambda v: v > 0)):
-            path = os.path.join(directory, label)
-            if os.path.isfile(path):
-                flags = keep(check_length(path, read_flags(path), len(boxes)))
-                present = flags if present is None else present & flags
-        if split == 'test' and len(boxes) == 1 and len(frames) > 1:
-            # The test split withholds every box but the first.
-            unknown = len(frames) - 1
-            boxes = np.concatenate([boxes, np.full((unknown, 4), np.nan)])
-            if present is not None:
-                present = np.concatenate([present, np.zeros(unknown, dtype=bool)])
-        _check_count(anno_file, boxes, directory, frames)
-        info = make_sequence_info(name, boxes, present)
-        out.append(EvalSequence(name, frames, info.boxes, info.visible, f'got10k-{split}'))
+    for index in range(len(dataset)):
+        frames = dataset.frame_files(index)
+        anno_file = _require(dataset.annotation_file(index), 'ground truth')
+        info = dataset.sequence_info(index)
+        _check_count(anno_file, info.boxes, dataset.sequence_dir(index), frames)
+        out.append(EvalSequence(dataset.sequence_name(index), frames, info.boxes, info.visible,
+                                dataset.name))
     return out
 
 

@@ -16,7 +16,8 @@ zoom and rotation.
 
 Modules: ``sources`` (which images a split may use), ``motion`` (random curves and paths),
 ``sprites`` (textures, shapes and their poses), ``scene`` (drawing one sequence), ``render``
-(frames and exact labels), ``writer`` (the GOT-10k layout on disk).
+(frames and exact labels), ``writer`` (the GOT-10k layout on disk), ``dataset`` (the recipe
+entry ``type: synthetic``: a split generated when missing, then read by ``Got10k``).
 
 Layout (readable by :class:`detrack_model.data.Got10k`)::
 

@@ -1,8 +1,8 @@
 """
 Write tiny datasets in the real on-disk layouts of GOT-10k, LaSOT, TrackingNet and COCO.
 
-For tests, benchmarks and smoke runs: the readers see exactly the files the real benchmarks
-ship, only few and small. Frames are smooth random textures with a bright textured box moving
+For the reader and training tests: the readers see exactly the files the real benchmarks ship,
+only few and small. Frames are smooth random textures with a bright textured box moving
 over them, saved as JPEG; every writer returns the boxes it wrote.
 """
 
