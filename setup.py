@@ -50,6 +50,6 @@ setup(
         'detrack-synth = detrack_model.cli.synth:main',
         'detrack-train = detrack_model.cli.train:main',
         'select_target = detrack_ros.select_target:main',
-        'tracker_node = detrack_ros.tracker_node:main',
+        'tracker_node = detrack_ros.tracker_node_entry:main',
     ]},
 )

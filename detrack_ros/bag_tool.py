@@ -32,7 +32,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Protocol, Sequence
 
-from detrack_model.cli.common import box_argument
+from detrack_model.cli.common import box_argument  # first: sets the OpenMP wait policy
 from detrack_model.evaluation.metrics import got10k_scores, Scores
 from detrack_model.evaluation.results import SequenceResult
 from detrack_model.export.bundle import BundleError

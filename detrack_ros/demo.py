@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 import uuid
 
 import cv2
-from detrack_model.cli.common import box_argument
+from detrack_model.cli.common import box_argument  # first: sets the OpenMP wait policy
 from detrack_model.evaluation.metrics import got10k_scores
 from detrack_model.evaluation.results import SequenceResult
 from detrack_model.shipped import default_model_path

@@ -19,11 +19,12 @@ import argparse
 import math
 import os
 import re
-import socket
+import signal
+import subprocess
 import sys
 import textwrap
 import threading
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 from detrack_ros.debug_overlay import to_bgr
@@ -154,59 +155,56 @@ def opencv_gui_backend() -> Optional[str]:
     return match.group(1) if match else None
 
 
-def x_server_reachable(display: str, timeout: float = 1.0) -> Optional[bool]:
-    """
-    Return whether an X server accepts connections at ``display`` (a DISPLAY value).
+# With the Qt backend (the opencv-python wheels) cv2.namedWindow aborts the whole process when
+# it cannot open the display: nothing to catch. So the first window opens in a child process,
+# and how that ends is OpenCV's own answer.
+WINDOW_PROBE = ('import sys, cv2\n'
+                'try:\n'
+                "    cv2.namedWindow('select_target check'); cv2.destroyAllWindows()\n"
+                'except cv2.error as error:\n'
+                "    sys.exit(getattr(error, 'err', '') or str(error))\n")
+WINDOW_PROBE_TIMEOUT_SEC = 30.0
 
-    Return None for a DISPLAY this function does not understand (the caller then lets OpenCV
-    try), False only when every way Xlib would connect was refused.
-    """
-    match = re.fullmatch(r'(?P<host>[^:/]*):(?P<number>\d+)(?:\.\d+)?', display.strip())
-    if match is None:
-        return None
-    host, number = match.group('host'), int(match.group('number'))
-    if host in ('', 'unix'):
-        path = f'/tmp/.X11-unix/X{number}'
-        for address in ('\0' + path, path):  # the abstract socket first, as Xlib does
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-                connection.settimeout(timeout)
-                try:
-                    connection.connect(address)
-                    return True
-                except OSError:
-                    pass
-        if host == 'unix':
-            return False
-        host = 'localhost'
+
+def window_probe() -> Optional[str]:
+    """Open and close a window in a child process; return what went wrong, or None."""
     try:
-        socket.create_connection((host, 6000 + number), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+        result = subprocess.run([sys.executable, '-c', WINDOW_PROBE], capture_output=True,
+                                text=True, timeout=WINDOW_PROBE_TIMEOUT_SEC)
+    except subprocess.TimeoutExpired:
+        return f'opening a window took over {WINDOW_PROBE_TIMEOUT_SEC:g} s'
+    if result.returncode == 0:
+        return None
+    # Qt's first line names the display it could not connect to; the rest is about plugins.
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    detail = lines[0] if lines else f'exit status {result.returncode}'
+    if result.returncode < 0:
+        detail += f' ({signal.strsignal(-result.returncode) or "killed by a signal"})'
+    return detail
 
 
-def display_problems(environ: Optional[Mapping[str, str]] = None,
-                     platform: Optional[str] = None) -> list:
+def window_problems(environ: Optional[Mapping[str, str]] = None,
+                    platform: Optional[str] = None) -> List[str]:
     """
-    Return why no window can be shown, without opening one; an empty list if nothing is known.
+    Return why OpenCV cannot show a window here; an empty list when it can.
 
-    Checked: on Linux, that DISPLAY or WAYLAND_DISPLAY is set and, for X11 alone, that the X
-    server answers; and that OpenCV was built with a GUI backend.
+    OpenCV decides (:func:`window_probe`); the display variables only explain a failure: on
+    Linux, a window needs DISPLAY or WAYLAND_DISPLAY.
     """
     environ = os.environ if environ is None else environ
     platform = sys.platform if platform is None else platform
-    problems = []
-    if platform.startswith('linux'):
-        display = environ.get('DISPLAY', '')
-        if not display and not environ.get('WAYLAND_DISPLAY'):
-            problems.append('no display: neither DISPLAY nor WAYLAND_DISPLAY is set (run it '
-                            'in a desktop session, or over ssh -X)')
-        elif display and not environ.get('WAYLAND_DISPLAY') \
-                and x_server_reachable(display) is False:
-            problems.append(f'no display: no X server answers on DISPLAY={display}')
     backend = opencv_gui_backend()
     if backend is not None and backend.upper() == 'NONE':
-        problems.append(HEADLESS_OPENCV.format(detail='GUI backend: NONE'))
+        problems = [HEADLESS_OPENCV.format(detail='GUI backend: NONE')]
+    else:
+        failure = window_probe()
+        if failure is None:
+            return []
+        problems = [f'OpenCV could not open a window: {failure}']
+    if platform.startswith('linux') and not environ.get('DISPLAY') \
+            and not environ.get('WAYLAND_DISPLAY'):
+        problems.insert(0, 'no display: neither DISPLAY nor WAYLAND_DISPLAY is set (run it '
+                           'in a desktop session, or over ssh -X)')
     return problems
 
 
@@ -449,7 +447,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv if args is None else args)
     options = parse_arguments(remove_ros_args(args=argv)[1:])
 
-    problems = display_problems()
+    problems = window_problems()
     if not problems:
         problem = open_window()
         problems = [problem] if problem else []

@@ -15,7 +15,10 @@ import pytest
 
 
 def pytest_configure(config):
-    """Isolate DDS discovery before any test creates an rclpy context."""
+    """Isolate DDS discovery before any test creates an rclpy context; passive OpenMP waits."""
+    # As the commands and the node run (detrack_model.runtime_env); tests and the processes
+    # they start import PyTorch after this.
+    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     if 'ROS_DOMAIN_ID' not in os.environ:
         os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 100))
