@@ -32,12 +32,12 @@ def random_predictions(seed, batch=2, n=16):
 def test_hard_labels_target_one_on_every_positive():
     """hard: the same positives as quality, each with target 1 instead of its IoU."""
     logits, boxes, cells, gt = random_predictions(0)
-    criterion = DETRackCriterion(LossConfig(grid=4, assignment='hard'))
+    criterion = DETRackCriterion(LossConfig(assignment='hard'), grid=4)
     _, parts = criterion(outputs_of(logits, boxes, cells), gt)
     positive = assign_positives(cells, gt, 4)
     expected = quality_focal_loss(logits, positive.float()).sum() / positive.sum()
     assert parts['qfl'] == pytest.approx(2 * expected.item(), rel=1e-5)
-    quality, _ = DETRackCriterion(LossConfig(grid=4))(outputs_of(logits, boxes, cells), gt)
+    quality, _ = DETRackCriterion(grid=4)(outputs_of(logits, boxes, cells), gt)
     soft = quality_focal_loss(logits, iou_targets(boxes, gt, positive)).sum() / positive.sum()
     assert quality.item() != pytest.approx(parts['total'])
     assert soft.item() != pytest.approx(expected.item())
@@ -46,7 +46,7 @@ def test_hard_labels_target_one_on_every_positive():
 def test_centre_assignment_has_one_positive_at_the_centre_cell():
     """centre: one positive per image, the GT centre's cell; it alone is regressed."""
     logits, boxes, cells, gt = random_predictions(1)
-    criterion = DETRackCriterion(LossConfig(grid=4, assignment='centre'))
+    criterion = DETRackCriterion(LossConfig(assignment='centre'), grid=4)
     positive, regressed = criterion.assign(boxes, logits, cells, gt, torch.ones(2, dtype=bool))
     assert positive.sum(1).tolist() == [1, 1]
     assert torch.equal(positive, regressed)
@@ -85,10 +85,10 @@ def test_topk_zero_regresses_every_positive():
     """With topk 0 the regression set is every positive, not the k best."""
     logits, boxes, cells, gt = random_predictions(3)
     valid = torch.ones(2, dtype=bool)
-    positive, regressed = DETRackCriterion(LossConfig(grid=4, topk=0)).assign(
+    positive, regressed = DETRackCriterion(LossConfig(topk=0), grid=4).assign(
         boxes, logits, cells, gt, valid)
     assert torch.equal(positive, regressed) and positive.sum() > 4
-    _, regressed = DETRackCriterion(LossConfig(grid=4, topk=2)).assign(boxes, logits, cells,
+    _, regressed = DETRackCriterion(LossConfig(topk=2), grid=4).assign(boxes, logits, cells,
                                                                        gt, valid)
     assert regressed.sum(1).tolist() == [2, 2]
 

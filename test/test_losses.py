@@ -1,6 +1,9 @@
 """DETRack and OSTrack losses: QFL, assignment, top-k, L1/GIoU, heatmap, full criteria."""
 
+from concurrent.futures import ThreadPoolExecutor
+import functools
 import math
+import threading
 
 from detrack_model.losses import (assign_positives, box_losses, build_criterion,
                                   centernet_focal_loss, DETRackCriterion, gaussian_heatmap,
@@ -146,16 +149,16 @@ def test_criterion_regresses_the_top_k_positives():
     logits = torch.full((1, 16), -5.0)
     logits[0, [5, 6, 1, 2, 15]] = torch.tensor([3.0, 2.0, 1.0, 0.0, 4.0])
     outputs = synthetic_outputs(logits, boxes, cells)
-    config = LossConfig(grid=4, topk=2)
-    _, parts = DETRackCriterion(config)(outputs, gt)
+    config = LossConfig(topk=2)
+    _, parts = DETRackCriterion(config, grid=4)(outputs, gt)
     assert parts['l1'] == pytest.approx(0.0, abs=1e-7)
     assert parts['giou'] == pytest.approx(0.0, abs=1e-5)
     config.topk = 3
-    _, parts = DETRackCriterion(config)(outputs, gt)
+    _, parts = DETRackCriterion(config, grid=4)(outputs, gt)
     # Two layers' sets (l = 0 and l = 1), each the mean over 3 boxes of 0 + 0 + 0.03.
     assert parts['l1'] == pytest.approx(2 * 0.03 / 3, rel=1e-5)
     config.topk, config.topk_from_positives = 2, False
-    _, parts = DETRackCriterion(config)(outputs, gt)
+    _, parts = DETRackCriterion(config, grid=4)(outputs, gt)
     # Now the negative cell 15 (score 4) is regressed with cell 5.
     far = box_losses(boxes[:, 15:16], gt)[0].item()
     assert parts['l1'] == pytest.approx(2 * far / 2, rel=1e-5)
@@ -168,8 +171,7 @@ def test_criterion_qfl_is_normalised_by_positives():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(1, 16, generator=generator)
     boxes = torch.rand(1, 16, 4, generator=generator) * 0.4 + 0.3
-    _, parts = DETRackCriterion(LossConfig(grid=4))(synthetic_outputs(logits, boxes, cells),
-                                                    gt)
+    _, parts = DETRackCriterion(grid=4)(synthetic_outputs(logits, boxes, cells), gt)
     positive = assign_positives(cells, gt, 4)
     expected = quality_focal_loss(logits, iou_targets(boxes, gt, positive)).sum() / 4
     assert parts['qfl'] == pytest.approx(2 * expected.item(), rel=1e-5)
@@ -194,6 +196,36 @@ def test_invalid_images_contribute_nothing():
     assert nothing.item() == 0.0
 
 
+def test_counts_averaged_over_processes_give_the_whole_batch_loss():
+    """Two processes with one image each: the mean of their losses is one process's on both."""
+    generator = torch.Generator().manual_seed(2)
+    cells = torch.stack([torch.randperm(256, generator=generator)[:100] for _ in range(2)])
+    logits = torch.randn(2, 100, generator=generator)
+    boxes = torch.rand(2, 100, 4, generator=generator) * 0.5 + 0.25
+    gt = torch.tensor([[0.5, 0.5, 0.3, 0.25], [0.4, 0.6, 0.2, 0.3]])
+    whole, _ = DETRackCriterion()(synthetic_outputs(logits, boxes, cells, 2), gt)
+    barrier, counts = threading.Barrier(2), [None, None]
+
+    def mean_count(rank, count):
+        counts[rank] = count
+        barrier.wait()
+        mean = (counts[0] + counts[1]) / 2
+        barrier.wait()
+        return mean
+
+    def process(rank):
+        criterion = build_criterion('decoder', reduce_count=functools.partial(mean_count, rank),
+                                    processes=2)
+        assert criterion.min_count == 0.5
+        rows = slice(rank, rank + 1)
+        return criterion(synthetic_outputs(logits[rows], boxes[rows], cells[rows], 2),
+                         gt[rows])[0]
+
+    with ThreadPoolExecutor(2) as pool:
+        shares = list(pool.map(process, range(2)))
+    torch.testing.assert_close((shares[0] + shares[1]) / 2, whole)
+
+
 def tiny_model(head='decoder'):
     """vit_tiny with two encoder blocks and no elimination: small and fast."""
     return create_model('vit_tiny', head=head, encoder={'depth': 2, 'ce_layers': []})
@@ -203,7 +235,7 @@ def test_real_model_loss_is_finite_and_reaches_every_parameter():
     """Criterion with denoising on the real network: finite, gradients everywhere."""
     torch.manual_seed(0)
     model = tiny_model()
-    criterion = DETRackCriterion(LossConfig(grid=model.config.search_grid))
+    criterion = DETRackCriterion(grid=model.config.search_grid)
     gt = torch.tensor([[0.5, 0.5, 0.25, 0.3], [0.4, 0.55, 0.2, 0.15]])
     dn, meta = criterion.denoising_queries(gt, model.config.decoder.num_queries,
                                            torch.Generator().manual_seed(0))

@@ -173,6 +173,18 @@ def test_committed_pretraining_recipes_match_their_tracking_models(recipe):
     assert loaded.data.split == 'train' and loaded.optim.epochs > 0
 
 
+def test_both_kinds_of_recipe_take_overrides_and_name_the_bad_section():
+    """Pretraining and tracking recipes read --set overrides alike; errors name the section."""
+    pretraining = str(ROOT / 'training' / 'pretrain' / 'cpu.yaml')
+    assert load_pretrain_recipe(pretraining, ['optim.epochs=3']).optim.epochs == 3
+    with pytest.raises(ValueError, match=r'cpu.yaml: mae: mask_ratio must be in'):
+        load_pretrain_recipe(pretraining, ['mae.mask_ratio=1.5'])
+    tracking = str(ROOT / 'training' / 'synthetic_cpu_pool.yaml')
+    assert load_recipe(tracking, ['loss.topk=0']).loss.topk == 0
+    with pytest.raises(ValueError, match=r'pool.yaml: loss: assignment must be one of'):
+        load_recipe(tracking, ['loss.assignment=one_to_one'])
+
+
 def test_the_comparison_arms_differ_only_in_the_initial_encoder():
     """track_scratch and track_pretrained: same model, data and optimiser; one is pretrained."""
     folder = ROOT / 'training' / 'pretrain'

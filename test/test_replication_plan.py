@@ -1,7 +1,6 @@
 """The replication plan: every run builds a valid recipe that differs from the base as stated."""
 
-from detrack_model.cli.train import apply_overrides
-from detrack_model.engine.recipe import recipe_from_dict
+from detrack_model.engine.recipe import apply_overrides, recipe_from_dict
 import pytest
 from tools.run_replication import base_recipe, command, planned_runs
 import yaml

@@ -14,8 +14,7 @@ import subprocess
 import sys
 import time
 
-from detrack_model.cli.train import apply_overrides
-from detrack_model.engine.recipe import load_recipe, recipe_from_dict
+from detrack_model.engine.recipe import apply_overrides, load_recipe, recipe_from_dict
 from detrack_model.engine.trainer import Trainer
 from detrack_model.export import load_bundle
 import pytest
@@ -204,7 +203,7 @@ def test_corrupt_training_data_is_skipped_and_counted(recipe_file, tmp_path):
     trainer = Trainer(recipe_from_dict(data), str(tmp_path / 'run'), 'cpu', progress=False)
     trainer.fit()
     trainer.close()
-    counts = trainer.train_pairs.pairs.skip_counts
+    counts = trainer.train_data.pairs.skip_counts
     for reason in ('bad_annotation', 'invalid_box', 'frame_error'):
         assert counts[reason] > 0, counts
     assert trainer.skipped == sum(counts.values()) - counts['no_visible_frames']

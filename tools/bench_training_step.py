@@ -34,8 +34,8 @@ def step_time(config: ModelConfig, batch: int, steps: int, denoising: bool) -> f
     """Median seconds of a training step on random inputs (after one warm-up step)."""
     torch.manual_seed(0)
     model = create_model(config).train()
-    criterion = build_criterion(config.head, LossConfig(grid=config.search_grid,
-                                                        denoising=denoising))
+    criterion = build_criterion(config.head, LossConfig(denoising=denoising),
+                                grid=config.search_grid)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     template = torch.randn(batch, 3, config.template_size, config.template_size)
     search = torch.randn(batch, 3, config.search_size, config.search_size)

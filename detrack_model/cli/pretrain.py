@@ -8,28 +8,18 @@ Several GPUs: ``torchrun --nproc_per_node N -m detrack_model.cli.pretrain --conf
 SIGTERM saves a checkpoint before exiting.
 """
 
-import argparse
-import logging
 import sys
 from typing import List, Optional
 
-from detrack_model.cli.train import add_training_arguments, recipe_data, run_training
-from detrack_model.engine.pretrain_recipe import pretrain_recipe_from_dict
+from detrack_model.cli.train import training_command
+from detrack_model.engine.pretrain_recipe import load_pretrain_recipe
 from detrack_model.engine.pretrainer import Pretrainer
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Pretrain; return 0 when the recipe completes, 130 when interrupted (after saving)."""
-    parser = argparse.ArgumentParser(prog='detrack-pretrain',
-                                     description=__doc__.splitlines()[1])
-    add_training_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
-    try:
-        recipe = pretrain_recipe_from_dict(recipe_data(args), str(args.config))
-    except ValueError as error:
-        parser.error(str(error))
-    return run_training(recipe, args, Pretrainer)
+    return training_command(argv, 'detrack-pretrain', __doc__, load_pretrain_recipe,
+                            Pretrainer)
 
 
 if __name__ == '__main__':

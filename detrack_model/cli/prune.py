@@ -18,7 +18,8 @@ import sys
 from typing import List, Optional
 
 from detrack_model.cli.common import refuse_overwrite
-from detrack_model.cli.train import add_training_arguments, read_recipe, run_training
+from detrack_model.cli.train import add_training_arguments, run_training
+from detrack_model.engine.recipe import load_recipe
 from detrack_model.export.bundle import (bundle_paths, BundleError, load_bundle,
                                          save_bundle)
 from detrack_model.profiling import count_macs, count_parameters
@@ -116,14 +117,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(str(error))
     try:
         if args.command == 'sparsity':
-            recipe = read_recipe(args)
+            recipe = load_recipe(args.config, args.overrides)
             if recipe.sparsity is None:
                 raise ValueError(f'{args.config} has no sparsity section: sparsity training '
                                  'needs one (and a model with masked: true)')
         else:
             # The YAML path: a stem like child_0.25 would lose '.25' as a suffix.
             child = str(bundle_paths(args.child)[1])
-            recipe = read_recipe(args, {'model': {'bundle': child}, 'init': child})
+            recipe = load_recipe(args.config, args.overrides,
+                                 {'model': {'bundle': child}, 'init': child})
             if recipe.sparsity is not None or recipe.model.masked:
                 raise ValueError(f'{args.config}: fine-tuning uses the normal loss; remove '
                                  'the sparsity section')

@@ -11,28 +11,11 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional
 
 from detrack_model.engine.checkpoints import CheckpointError
-from detrack_model.engine.recipe import read_recipe_file, Recipe, recipe_from_dict
+from detrack_model.engine.recipe import load_recipe, Recipe
 from detrack_model.engine.trainer import Trainer
-import yaml
-
-
-def apply_overrides(data: Dict[str, Any], overrides: List[str]) -> Dict[str, Any]:
-    """Set dotted keys (``optim.epochs=2``) in a recipe dictionary; values are YAML."""
-    for override in overrides:
-        key, sep, value = override.partition('=')
-        if not sep:
-            raise ValueError(f'override {override!r} is not key=value')
-        node = data
-        parts = key.split('.')
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f'override {override!r}: {part} is not a section')
-        node[parts[-1]] = yaml.safe_load(value)
-    return data
 
 
 def _terminate(signum, frame):
@@ -49,19 +32,6 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--set', dest='overrides', action='append', default=[],
                         metavar='KEY=VALUE', help='override a recipe value (repeatable)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-
-
-def recipe_data(args: argparse.Namespace,
-                extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Return ``args.config`` as a dictionary with ``extra`` values and ``--set`` applied."""
-    data = read_recipe_file(args.config)
-    data.update(extra or {})
-    return apply_overrides(data, args.overrides)
-
-
-def read_recipe(args: argparse.Namespace, extra: Optional[Dict[str, Any]] = None) -> Recipe:
-    """Load ``args.config`` with ``extra`` top-level values and ``--set`` overrides applied."""
-    return recipe_from_dict(recipe_data(args, extra), str(args.config))
 
 
 def run_training(recipe: Recipe, args: argparse.Namespace,
@@ -99,17 +69,29 @@ def run_training(recipe: Recipe, args: argparse.Namespace,
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Train; return 0 when the recipe completes, 130 when interrupted (after saving)."""
-    parser = argparse.ArgumentParser(prog='detrack-train', description=__doc__.splitlines()[1])
+def training_command(argv: Optional[List[str]], prog: str, doc: str,
+                     load: Callable[[str, List[str]], Any],
+                     trainer_class: Callable[..., Any] = Trainer) -> int:
+    """
+    Parse a training command's options, ``load`` its recipe and run ``trainer_class``.
+
+    ``doc`` is the command's module docstring (its second line describes it). Return 0 when
+    the recipe completes, 130 when interrupted (after saving).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[1])
     add_training_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     try:
-        recipe = read_recipe(args)
+        recipe = load(args.config, args.overrides)
     except ValueError as error:
         parser.error(str(error))
-    return run_training(recipe, args)
+    return run_training(recipe, args, trainer_class)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Train; return 0 when the recipe completes, 130 when interrupted (after saving)."""
+    return training_command(argv, 'detrack-train', __doc__, load_recipe)
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ from torch import nn
 
 LOG = logging.getLogger(__name__)
 PATTERN = re.compile(r'^step_(\d{8})$')
-# What every state.pt holds (trainer.Trainer.state); older keys may be absent, never these.
+# What every state.pt holds (loop.TrainingLoop.state); older keys may be absent, never these.
 STATE_KEYS = ('step', 'optimizer', 'scheduler', 'scaler', 'torch_rng')
 
 

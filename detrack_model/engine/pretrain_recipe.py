@@ -6,11 +6,12 @@ encoder pretrained here has exactly the shapes the tracker will load it into. Un
 are errors, as in training recipes.
 """
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, Optional
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional, Sequence
 
-from detrack_model.config import build_dataclass, ModelConfig
-from detrack_model.engine.recipe import CheckpointRecipe, model_from_spec, read_recipe_file
+from detrack_model.config import ModelConfig
+from detrack_model.engine.recipe import (build_section, check_top_level, CheckpointRecipe,
+                                         model_from_spec, read_recipe_file)
 from detrack_model.modeling.mae import MaeConfig
 
 
@@ -67,25 +68,14 @@ class PretrainRecipe:
 
 def pretrain_recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> PretrainRecipe:
     """Build a PretrainRecipe from its dictionary form; name any key that is wrong."""
-    known = {f.name for f in fields(PretrainRecipe)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
-    if 'model' not in data:
-        raise ValueError(f'{where}: a model section is required')
-    try:
-        mae = build_dataclass(MaeConfig, data.get('mae'), f'{where}: mae')
-    except ValueError as error:
-        # Range checks in MaeConfig itself do not know where they are.
-        message = str(error)
-        raise ValueError(message if message.startswith(where) else
-                         f'{where}: mae: {message}') from None
+    check_top_level(data, PretrainRecipe, where)
+    mae = build_section(MaeConfig, data.get('mae'), f'{where}: mae')
     recipe = PretrainRecipe(
         model=model_from_spec(data['model'], f'{where}: model'), mae=mae,
-        data=build_dataclass(PretrainData, data.get('data'), f'{where}: data'),
-        optim=build_dataclass(PretrainOptim, data.get('optim'), f'{where}: optim'),
-        checkpoint=build_dataclass(CheckpointRecipe, data.get('checkpoint'),
-                                   f'{where}: checkpoint'),
+        data=build_section(PretrainData, data.get('data'), f'{where}: data'),
+        optim=build_section(PretrainOptim, data.get('optim'), f'{where}: optim'),
+        checkpoint=build_section(CheckpointRecipe, data.get('checkpoint'),
+                                 f'{where}: checkpoint'),
         output=data.get('output', 'runs/pretrain'))
     if recipe.data.split != 'train':
         raise ValueError(f'{where}: data: split must be train (val and test images are held '
@@ -93,6 +83,6 @@ def pretrain_recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Pr
     return recipe
 
 
-def load_pretrain_recipe(path: str) -> PretrainRecipe:
-    """Read a YAML pretraining recipe."""
-    return pretrain_recipe_from_dict(read_recipe_file(path), str(path))
+def load_pretrain_recipe(path: str, overrides: Sequence[str] = ()) -> PretrainRecipe:
+    """Read a YAML pretraining recipe with dotted overrides applied."""
+    return pretrain_recipe_from_dict(read_recipe_file(path, overrides), str(path))

@@ -2,12 +2,13 @@
 Training recipes: one YAML file names the model, the data, the optimisation and the losses.
 
 Unknown keys are errors, so a typo in a recipe fails at once instead of silently training with
-a default.
+a default. ``load_recipe`` reads a recipe file with ``--set``-style overrides; pretraining
+recipes (``pretrain_recipe``) are read and checked by the same helpers.
 """
 
 from dataclasses import asdict, dataclass, field, fields
 import pathlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
 from detrack_model.config import build_dataclass, config_from_spec, ModelConfig
 from detrack_model.losses import LossConfig
@@ -72,8 +73,8 @@ class Recipe:
     model: ModelConfig
     data: DataRecipe = field(default_factory=DataRecipe)
     optim: OptimRecipe = field(default_factory=OptimRecipe)
-    # LossConfig fields (detrack_model.losses): weights, top-k, denoising groups and noise.
-    loss: Dict[str, Any] = field(default_factory=dict)
+    # Weights, assignment, top-k, denoising groups and noise; the grid is the model's.
+    loss: LossConfig = field(default_factory=LossConfig)
     checkpoint: CheckpointRecipe = field(default_factory=CheckpointRecipe)
     pretrained: Optional[str] = None
     # A bundle whose weights initialise the whole network (sparsity training, fine-tuning).
@@ -88,10 +89,28 @@ class Recipe:
         return data
 
 
-def _checked_loss(data: Optional[Dict[str, Any]], where: str) -> Dict[str, Any]:
-    """Validate a loss section against LossConfig now, not when training starts."""
-    build_dataclass(LossConfig, data, where)
-    return dict(data or {})
+Section = TypeVar('Section')
+
+
+def build_section(kind: Type[Section], data: Optional[Dict[str, Any]], where: str) -> Section:
+    """Build the dataclass ``kind`` of a recipe section; every error names ``where``."""
+    try:
+        return build_dataclass(kind, data, where)
+    except ValueError as error:
+        # Range checks in the dataclasses themselves do not know where they are.
+        message = str(error)
+        raise ValueError(message if message.startswith(where) else
+                         f'{where}: {message}') from None
+
+
+def check_top_level(data: Dict[str, Any], kind: type, where: str) -> None:
+    """Raise ValueError for a key the recipe dataclass ``kind`` lacks or a missing model."""
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
+    if 'model' not in data:
+        raise ValueError(f'{where}: a model section is required')
 
 
 def model_from_spec(spec: Any, where: str) -> ModelConfig:
@@ -119,43 +138,61 @@ def model_from_spec(spec: Any, where: str) -> ModelConfig:
 
 def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
     """Build a Recipe from its dictionary form."""
-    known = {f.name for f in fields(Recipe)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f'{where}: unknown keys {unknown}; expected some of {sorted(known)}')
-    if 'model' not in data:
-        raise ValueError(f'{where}: a model section is required')
+    check_top_level(data, Recipe, where)
     sparsity = data.get('sparsity')
     recipe = Recipe(model=model_from_spec(data['model'], f'{where}: model'),
-                    data=build_dataclass(DataRecipe, data.get('data'), f'{where}: data'),
-                    optim=build_dataclass(OptimRecipe, data.get('optim'), f'{where}: optim'),
-                    loss=_checked_loss(data.get('loss'), f'{where}: loss'),
-                    checkpoint=build_dataclass(CheckpointRecipe, data.get('checkpoint'),
-                                               f'{where}: checkpoint'),
+                    data=build_section(DataRecipe, data.get('data'), f'{where}: data'),
+                    optim=build_section(OptimRecipe, data.get('optim'), f'{where}: optim'),
+                    loss=build_section(LossConfig, data.get('loss'), f'{where}: loss'),
+                    checkpoint=build_section(CheckpointRecipe, data.get('checkpoint'),
+                                             f'{where}: checkpoint'),
                     pretrained=data.get('pretrained'),
                     init=data.get('init'),
-                    sparsity=None if sparsity is None else build_dataclass(
+                    sparsity=None if sparsity is None else build_section(
                         SparsityRecipe, sparsity, f'{where}: sparsity'),
                     output=data.get('output', 'runs/detrack'))
     if recipe.sparsity is not None and not recipe.model.masked:
         raise ValueError(f'{where}: a sparsity section needs a model with masked: true')
-    if recipe.loss.get('dn_content') == 'embedding' and not recipe.model.decoder.dn_labels:
+    if recipe.loss.dn_content == 'embedding' and not recipe.model.decoder.dn_labels:
         raise ValueError(f'{where}: loss dn_content: embedding needs a model with '
                          'decoder: {dn_labels: true}')
     return recipe
 
 
-def read_recipe_file(path: str) -> Dict[str, Any]:
-    """Return a YAML recipe file as a dictionary; ValueError when missing or not a mapping."""
+def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """Set dotted keys (``optim.epochs=2``) in a recipe dictionary; values are YAML."""
+    for override in overrides:
+        key, sep, value = override.partition('=')
+        if not sep:
+            raise ValueError(f'override {override!r} is not key=value')
+        node = data
+        parts = key.split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f'override {override!r}: {part} is not a section')
+        node[parts[-1]] = yaml.safe_load(value)
+    return data
+
+
+def read_recipe_file(path: str, overrides: Sequence[str] = (),
+                     extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """
+    Return a YAML recipe file as a dictionary, ``extra`` top-level values and overrides set.
+
+    Raise ValueError when the file is missing or not a mapping, or an override is malformed.
+    """
     file = pathlib.Path(path)
     if not file.is_file():
         raise ValueError(f'recipe not found: {path}')
     data = yaml.safe_load(file.read_text())
     if not isinstance(data, dict):
         raise ValueError(f'{path}: expected a mapping at the top level')
-    return data
+    data.update(extra or {})
+    return apply_overrides(data, overrides)
 
 
-def load_recipe(path: str) -> Recipe:
-    """Read a YAML recipe."""
-    return recipe_from_dict(read_recipe_file(path), str(path))
+def load_recipe(path: str, overrides: Sequence[str] = (),
+                extra: Optional[Dict[str, Any]] = None) -> Recipe:
+    """Read a YAML recipe with ``extra`` top-level values and dotted overrides applied."""
+    return recipe_from_dict(read_recipe_file(path, overrides, extra), str(path))

@@ -24,6 +24,8 @@ from detrack_model.modeling.detrack import DenoisingQueries
 import torch
 from torch import nn
 
+# Averages a count over the processes that share a batch (all_reduce_mean under DDP).
+CountReduction = Callable[[torch.Tensor], torch.Tensor]
 # Stands in for the GT of invalid images so no NaN/degenerate box enters the (masked) maths.
 _DUMMY_BOX = (0.5, 0.5, 0.5, 0.5)
 
@@ -49,8 +51,6 @@ class LossConfig:
     # Top-k among the positives (the paper's motivation: low-quality tokens *inside* the GT
     # box) or among all tokens/queries of the layer.
     topk_from_positives: bool = True
-    # Side of the search token grid (search_size // patch_size of the model).
-    grid: int = 16
     # Denoising queries (sec. 3.5), made by ``DETRackCriterion.denoising_queries``.
     denoising: bool = True
     dn_groups: int = 5
@@ -105,17 +105,21 @@ class _Criterion(nn.Module):
     """
     Normalisers shared by both criteria, optionally global over DDP processes.
 
-    A trainer running several processes sets ``reduce_count`` to average a count over them
-    and ``min_count`` to 1 / world size (DETR's ``num_boxes`` all-reduce): each process then
-    divides its sum by the global mean count, and DDP's gradient averaging makes the update
-    equal to a single process's on the whole batch.
+    ``grid`` is the side of the model's search token grid (search_size // patch_size). With
+    several processes sharing a batch, ``reduce_count`` averages a count over the
+    ``processes`` of them (DETR's ``num_boxes`` all-reduce): each process then divides its sum
+    by the global mean count, and DDP's gradient averaging makes the update equal to a single
+    process's on the whole batch.
     """
 
-    def __init__(self, config: Optional[LossConfig] = None) -> None:
+    def __init__(self, config: Optional[LossConfig] = None, grid: int = 16,
+                 reduce_count: Optional[CountReduction] = None, processes: int = 1) -> None:
         super().__init__()
         self.config = config or LossConfig()
-        self.reduce_count: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
-        self.min_count = 1.0
+        self.grid = grid
+        self.reduce_count = reduce_count
+        # A global count clamped at 1 is a mean over the processes clamped at 1 / processes.
+        self.min_count = 1.0 / processes
 
     def _normaliser(self, mask: torch.Tensor) -> torch.Tensor:
         """Count of ``mask``, averaged over processes when set up so, at least min_count."""
@@ -140,7 +144,7 @@ class DETRackCriterion(_Criterion):
 
     Normalisers: QFL by the number of positives in the batch (GFL's ``avg_factor``); box terms
     by the number of supervised boxes; each term per layer, clamped to at least 1, and global
-    over DDP processes when the trainer sets ``reduce_count``.
+    over DDP processes when built with ``reduce_count``.
     """
 
     def denoising_queries(self, gt_boxes: torch.Tensor, num_queries: int,
@@ -150,7 +154,7 @@ class DETRackCriterion(_Criterion):
         cfg = self.config
         if not cfg.denoising:
             return None, None
-        return make_denoising_queries(gt_boxes, cfg.grid, num_queries, cfg.dn_groups,
+        return make_denoising_queries(gt_boxes, self.grid, num_queries, cfg.dn_groups,
                                       cfg.dn_negatives, cfg.dn_lambda1, cfg.dn_lambda2,
                                       generator, dn_sees_matching=cfg.dn_sees_matching,
                                       content=cfg.dn_content)
@@ -174,12 +178,12 @@ class DETRackCriterion(_Criterion):
         """Return the (B, n) positives of classification and the predictions regressed."""
         cfg = self.config
         if cfg.assignment == 'centre':
-            positive = centre_positive(cells, gt, cfg.grid) & valid[:, None]
+            positive = centre_positive(cells, gt, self.grid) & valid[:, None]
             return positive, positive
         if cfg.assignment == 'hungarian':
             positive = hungarian_positive(boxes, logits, gt) & valid[:, None]
             return positive, positive
-        positive = assign_positives(cells, gt, cfg.grid) & valid[:, None]
+        positive = assign_positives(cells, gt, self.grid) & valid[:, None]
         candidates = positive if cfg.topk_from_positives else valid[:, None].expand_as(positive)
         if cfg.topk == 0:
             return positive, candidates
@@ -215,9 +219,9 @@ class DETRackCriterion(_Criterion):
             raise ValueError('outputs with dn_layers need the dn_meta of their denoising '
                              'queries, and dn_meta needs outputs made with denoising')
         index = outputs['search_index']
-        if int(index.max()) >= cfg.grid * cfg.grid:
+        if int(index.max()) >= self.grid * self.grid:
             raise ValueError(f'search_index reaches {int(index.max())}, outside the '
-                             f'{cfg.grid}x{cfg.grid} grid of LossConfig.grid')
+                             f'{self.grid}x{self.grid} search grid of the criterion')
         gt, valid = _prepare(gt_boxes, valid)
         sets = [(outputs['token_boxes'], outputs['token_logits'], index)]
         sets += [(b, s, outputs['query_index']) for b, s in outputs['layers']]
@@ -280,10 +284,16 @@ class OSTrackCriterion(_Criterion):
         return total, dict(zip(names, values))
 
 
-def build_criterion(head: str, config: Optional[LossConfig] = None) -> nn.Module:
-    """Return the criterion of a model head: ``'decoder'`` (DETRack) or ``'conv'`` (OSTrack)."""
-    if head == 'decoder':
-        return DETRackCriterion(config)
-    if head == 'conv':
-        return OSTrackCriterion(config)
+def build_criterion(head: str, config: Optional[LossConfig] = None, grid: int = 16,
+                    reduce_count: Optional[CountReduction] = None,
+                    processes: int = 1) -> nn.Module:
+    """
+    Return the criterion of a model head: ``'decoder'`` (DETRack) or ``'conv'`` (OSTrack).
+
+    ``grid`` is the model's search grid; ``reduce_count`` and ``processes`` make the
+    normalisers global over DDP processes (see ``_Criterion``).
+    """
+    kinds = {'decoder': DETRackCriterion, 'conv': OSTrackCriterion}
+    if head in kinds:
+        return kinds[head](config, grid, reduce_count, processes)
     raise ValueError(f"head must be 'decoder' or 'conv', got {head!r}")
