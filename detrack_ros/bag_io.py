@@ -45,7 +45,7 @@ class BagMessage(NamedTuple):
     log_time: int
 
 
-def normalized_type(name: str) -> str:
+def normalised_type(name: str) -> str:
     """Return ``pkg/msg/Name`` for ``pkg/msg/Name`` or the older ``pkg/Name`` spelling."""
     parts = name.split('/')
     return f'{parts[0]}/msg/{parts[1]}' if len(parts) == 2 else name
@@ -99,7 +99,7 @@ class BagReader:
         self.topics: Dict[str, str] = {}
         for channel in summary.channels.values():
             schema = summary.schemas.get(channel.schema_id)
-            self.topics[channel.topic] = normalized_type(schema.name) if schema else ''
+            self.topics[channel.topic] = normalised_type(schema.name) if schema else ''
         self.counts: Dict[str, int] = {}
         if summary.statistics is not None:
             for channel_id, count in summary.statistics.channel_message_counts.items():

@@ -13,7 +13,7 @@ import zipfile
 from detrack_model.evaluation.consistency import (declared_lost, forward_backward,
                                                   forward_backward_curve, max_scale_change,
                                                   run_track)
-from detrack_model.evaluation.metrics import center_error
+from detrack_model.evaluation.metrics import centre_error
 from detrack_model.evaluation.peers import create_peer
 from detrack_model.shipped import default_model_path
 import numpy as np
@@ -146,7 +146,7 @@ def test_csrt_comes_back_to_the_sliding_square():
     for result in curve.values():
         # CSRT's scale search lets its box breathe by a few pixels, hence not exactly 1.
         assert result.iou > 0.8, (result.n, result.iou)
-        assert center_error(result.backward.boxes[-1], box) < 3.0
+        assert centre_error(result.backward.boxes[-1], box) < 3.0
         assert len(result.backward) == result.n + 1
         assert not result.forward.lost.any() and not result.backward.lost.any()
     # The forward run itself followed the square.
@@ -174,9 +174,9 @@ def test_shipped_detrack_comes_back_to_the_sliding_square():
     box = initial_box()
     curve = forward_backward_curve(lambda: tracker, frames, box, (20, 40))
     for n, result in curve.items():
-        errors = center_error(result.forward.boxes, [square_at(i) for i in range(n + 1)])
+        errors = centre_error(result.forward.boxes, [square_at(i) for i in range(n + 1)])
         assert errors.max() < SQUARE / 2, (n, errors.max())
-        assert center_error(result.backward.boxes[-1], box) < SQUARE / 2
+        assert centre_error(result.backward.boxes[-1], box) < SQUARE / 2
         assert result.iou > 0.2, (n, result.iou)
         assert not result.forward.lost.any()
 

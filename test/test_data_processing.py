@@ -1,6 +1,6 @@
 """Crops and augmentation: geometry by hand, padding colour, flip, grayscale, inverse maps."""
 
-from detrack_model.data import (crop_to_search, IMAGENET_MEAN, IMAGENET_STD, normalize_image,
+from detrack_model.data import (crop_to_search, IMAGENET_MEAN, IMAGENET_STD, normalise_image,
                                 PairProcessing, search_transform)
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ def pixels(tensor):
 
 def still(**overrides):
     """Build processing with every random augmentation off."""
-    options = {'center_jitter': 0.0, 'scale_jitter': 0.0, 'gray_prob': 0.0, 'flip_prob': 0.0,
+    options = {'centre_jitter': 0.0, 'scale_jitter': 0.0, 'gray_prob': 0.0, 'flip_prob': 0.0,
                'brightness': (1.0, 1.0)}
     options.update(overrides)
     return PairProcessing(**options)
@@ -100,7 +100,7 @@ def test_brightness_scales_pixel_values():
 def test_jittered_boxes_stay_normalised_and_validity_holds():
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
-    processing = PairProcessing(center_jitter=6.0, scale_jitter=0.5)
+    processing = PairProcessing(centre_jitter=6.0, scale_jitter=0.5)
     valid = 0
     for _ in range(200):
         out = processing(image, [100, 80, 40, 30], image, [100, 80, 40, 30], rng)
@@ -143,9 +143,9 @@ def test_crop_to_search_transform_round_trips():
     assert search_transform(box, 4.0, 256) == transform
 
 
-def test_normalize_image_matches_the_formula():
+def test_normalise_image_matches_the_formula():
     crop = np.random.default_rng(7).integers(0, 256, size=(9, 11, 3), dtype=np.uint8)
     expected = (np.minimum(crop * 1.15, 255.0) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    result = normalize_image(crop, 1.15)
+    result = normalise_image(crop, 1.15)
     assert result.shape == (3, 9, 11) and result.dtype == torch.float32
     np.testing.assert_allclose(result.numpy(), expected.transpose(2, 0, 1), atol=1e-5)

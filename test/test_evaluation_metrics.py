@@ -14,9 +14,9 @@ import sys
 import textwrap
 import warnings
 
-from detrack_model.evaluation import (center_error, comparison_table, evaluate, got10k_scores,
+from detrack_model.evaluation import (centre_error, comparison_table, evaluate, got10k_scores,
                                       lasot_scores, norm_precision_plot,
-                                      normalized_center_error, otb_scores, precision_curve,
+                                      normalised_centre_error, otb_scores, precision_curve,
                                       precision_plot, rank_trackers, rect_iou, Scores,
                                       SequenceResult, success_curve, success_plot, write_report)
 import matplotlib.image
@@ -95,17 +95,17 @@ def test_rect_iou_bound_moves_boxes_inside_as_the_toolkit_does():
     assert a[0, 0] == -10.0, 'the input must not be clamped in place'
 
 
-def test_center_errors_by_hand():
+def test_centre_errors_by_hand():
     """Centre distance in pixels and normalised by the ground-truth width and height."""
     pred = np.array([[3, 4, 10, 10], [0, 0, 20, 20], [3, 9, 10, 10], [1, 0, 10, 1],
                      [np.nan, 0, 1, 1]])
     true = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 20], [0, 0, 10, 0.5],
                      [0, 0, 1, 1]])
-    _close(center_error(pred, true), [5.0, math.sqrt(50.0), 5.0, math.hypot(1.0, 0.25), np.inf])
+    _close(centre_error(pred, true), [5.0, math.sqrt(50.0), 5.0, math.hypot(1.0, 0.25), np.inf])
     # Offsets (3, 4) over (10, 20); (1, 0.25) over (10, 1), the height 0.5 floored to 1.
-    _close(normalized_center_error(pred, true)[2:4], [math.hypot(0.3, 0.2),
+    _close(normalised_centre_error(pred, true)[2:4], [math.hypot(0.3, 0.2),
                                                       math.hypot(0.1, 0.25)])
-    assert normalized_center_error(pred, true)[4] == np.inf
+    assert normalised_centre_error(pred, true)[4] == np.inf
 
 
 def test_curves_count_as_the_toolkits_do():
@@ -260,7 +260,7 @@ def test_scores_to_dict_is_plain_json():
 
 
 def test_box_functions_match_the_toolkit():
-    """rect_iou (with and without bound) and center_error equal got10k.utils.metrics."""
+    """rect_iou (with and without bound) and centre_error equal the toolkit's functions."""
     metrics = _toolkit('got10k.utils.metrics')
     rng = np.random.default_rng(0)
     for index in range(40):
@@ -269,7 +269,7 @@ def test_box_functions_match_the_toolkit():
         _close(rect_iou(boxes, anno), metrics.rect_iou(boxes.copy(), anno.copy()))
         _close(rect_iou(boxes, anno, bound=seq.image_size),
                metrics.rect_iou(boxes.copy(), anno.copy(), bound=seq.image_size))
-        _close(center_error(boxes, anno), metrics.center_error(boxes, anno))
+        _close(centre_error(boxes, anno), metrics.center_error(boxes, anno))
 
 
 def test_nan_predictions_where_the_toolkit_gives_nan():
@@ -280,7 +280,7 @@ def test_nan_predictions_where_the_toolkit_gives_nan():
     ours = rect_iou(seq.boxes, seq.anno, bound=seq.image_size)
     assert np.isnan(theirs).any()
     _close(ours, np.where(np.isnan(theirs), 0.0, theirs))
-    errors = center_error(seq.boxes, seq.anno)
+    errors = centre_error(seq.boxes, seq.anno)
     assert np.all(np.isinf(errors) == np.isnan(metrics.center_error(seq.boxes, seq.anno)))
 
 
@@ -485,7 +485,7 @@ def test_lasot_scores_match_the_toolkit_lasot_scoring(otb_run):
     _close([ours.success_auc, ours.precision20, ours.norm_precision, ours.norm_precision20],
            [np.mean(np.mean(succ, axis=0)), np.mean(prec, axis=0)[20],
             np.mean(np.mean(norm, axis=0)), np.mean(norm, axis=0)[20]])
-    _close(normalized_center_error(results[0].boxes, results[0].anno),
+    _close(normalised_centre_error(results[0].boxes, results[0].anno),
            np.nan_to_num(_toolkit_normalized_center_error(results[0].boxes, results[0].anno),
                          nan=np.inf))
 

@@ -115,7 +115,7 @@ def _known_scene(frames: int = 3) -> synthetic.Scene:
     scene = synthetic.build_scene(3, frames, SIZE, synthetic.SPLIT_SOURCES['train'])
     square = np.full((64, 64), 255, np.uint8)
     scene.target = synthetic.Sprite.constant(_solid(64, (0, 0, 255)), square, frames,
-                                             center=(79.5, 59.5), size=(40, 40))
+                                             centre=(79.5, 59.5), size=(40, 40))
     scene.occluders, scene.distractors = [], []
     scene.gain[:], scene.contrast[:], scene.bias[:] = 1.0, 1.0, 0.0
     scene.spot_amplitude = 0.0
@@ -138,7 +138,7 @@ def test_render_labels_exact():
 
     # An occluder over the left half of the target, drawn in front of it.
     occluder = synthetic.Sprite.constant(_solid(64, 255), np.full((64, 64), 255, np.uint8),
-                                         scene.num_frames, center=(69.5, 59.5), size=(20, 60))
+                                         scene.num_frames, centre=(69.5, 59.5), size=(20, 60))
     scene.occluders = [occluder]
     frame = synthetic.render_frame(scene, 0)
     assert frame.box == (60.0, 40.0, 40.0, 40.0)
@@ -148,7 +148,7 @@ def test_render_labels_exact():
 
     # Fully covered: cover 0 and absent, but the box is still the whole object.
     occluder.size[:] = (60, 60)
-    occluder.center[:] = (79.5, 59.5)
+    occluder.centre[:] = (79.5, 59.5)
     frame = synthetic.render_frame(scene, 0)
     assert frame.cover == 0 and frame.absent and frame.visible_pixels == 0
     assert frame.box == (60.0, 40.0, 40.0, 40.0)
@@ -157,12 +157,12 @@ def test_render_labels_exact():
 def test_render_out_of_frame():
     """Partly outside: box clipped to the image; fully outside: the true box, absent."""
     scene = _known_scene()
-    scene.target.center[:] = (149.5, 59.5)  # spans columns 130..169, frame ends at 159
+    scene.target.centre[:] = (149.5, 59.5)  # spans columns 130..169, frame ends at 159
     frame = synthetic.render_frame(scene, 1)
     assert frame.box == (130.0, 40.0, 30.0, 40.0)
     assert frame.cut_by_image and frame.in_frame_pixels == 1200
     assert frame.cover == synthetic.cover_label(1200, 1600) == 6
-    scene.target.center[:] = (200.5, 59.5)
+    scene.target.centre[:] = (200.5, 59.5)
     frame = synthetic.render_frame(scene, 2)
     assert frame.absent and frame.cover == 0 and not frame.target_mask.any()
     assert frame.box == (181.0, 40.0, 40.0, 40.0)

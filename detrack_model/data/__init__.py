@@ -16,7 +16,7 @@ from detrack_model.data.got10k import Got10k
 from detrack_model.data.lasot import LaSOT
 from detrack_model.data.pair_dataset import (limit_opencv_threads, SKIP_REASONS,
                                              TrackingPairDataset, worker_init)
-from detrack_model.data.processing import IMAGENET_MEAN, IMAGENET_STD, normalize_image
+from detrack_model.data.processing import IMAGENET_MEAN, IMAGENET_STD, normalise_image
 from detrack_model.data.processing import PairProcessing
 from detrack_model.data.sampler import PairSampler, PairSpec
 from detrack_model.data.sequences import AnnotationError, FrameError, read_rgb, SequenceInfo
@@ -26,7 +26,7 @@ from detrack_model.data.trackingnet import TrackingNet
 __all__ = [
     'AnnotationError', 'build_dataset', 'build_datasets', 'Coco', 'crop_to_search',
     'CropTransform', 'DATASET_TYPES', 'FrameError', 'Got10k', 'IMAGENET_MEAN', 'IMAGENET_STD',
-    'LaSOT', 'limit_opencv_threads', 'normalize_image', 'PairProcessing', 'PairSampler',
+    'LaSOT', 'limit_opencv_threads', 'normalise_image', 'PairProcessing', 'PairSampler',
     'PairSpec', 'read_rgb', 'region_transform', 'search_transform', 'SequenceInfo',
     'SKIP_REASONS', 'TrackingDataset', 'TrackingNet', 'TrackingPairDataset', 'warp_crop',
     'worker_init',

@@ -66,11 +66,11 @@ class CropTransform:
                               axis=-1)
 
 
-def region_transform(center: Sequence[float], side: float, size: int) -> CropTransform:
-    """Return the transform of a square region of ``side`` image pixels around ``center``."""
+def region_transform(centre: Sequence[float], side: float, size: int) -> CropTransform:
+    """Return the transform of a square region of ``side`` image pixels around ``centre``."""
     if not (side > 0 and math.isfinite(side)):
         raise ValueError(f'crop side must be positive and finite, got {side}')
-    cx, cy = float(center[0]), float(center[1])
+    cx, cy = float(centre[0]), float(centre[1])
     return CropTransform(scale=size / side, offset=(cx - 0.5 * side, cy - 0.5 * side),
                          size=int(size))
 

@@ -36,7 +36,7 @@ def check_box(box_xywh: Sequence[float]) -> np.ndarray:
     return box
 
 
-def normalize_image(crop: np.ndarray, brightness: float = 1.0,
+def normalise_image(crop: np.ndarray, brightness: float = 1.0,
                     mean: Sequence[float] = IMAGENET_MEAN,
                     std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
     """
@@ -63,25 +63,25 @@ class PairProcessing:
 
     Crops are squares of side ``factor * sqrt(w h)`` around the box, resized to the output
     size, padded with the image's mean colour. The search box is jittered first: centre +=
-    ``(U[0,1) - 0.5) * sqrt(w' h') * center_jitter`` with ``w', h' = (w, h) *
+    ``(U[0,1) - 0.5) * sqrt(w' h') * centre_jitter`` with ``w', h' = (w, h) *
     exp(N(0,1) * scale_jitter)``. The template is jittered the same way with its own (by
     default zero) amounts.
     """
 
     def __init__(self, template_size: int = 128, search_size: int = 256,
                  template_factor: float = 2.0, search_factor: float = 4.0,
-                 center_jitter: float = 3.0, scale_jitter: float = 0.25,
+                 centre_jitter: float = 3.0, scale_jitter: float = 0.25,
                  gray_prob: float = 0.05, flip_prob: float = 0.5,
                  brightness: Tuple[float, float] = (0.8, 1.2),
-                 template_center_jitter: float = 0.0, template_scale_jitter: float = 0.0,
+                 template_centre_jitter: float = 0.0, template_scale_jitter: float = 0.0,
                  min_box_size: float = 2.0) -> None:
         self.template_size = int(template_size)
         self.search_size = int(search_size)
         self.template_factor = float(template_factor)
         self.search_factor = float(search_factor)
-        self.center_jitter = float(center_jitter)
+        self.centre_jitter = float(centre_jitter)
         self.scale_jitter = float(scale_jitter)
-        self.template_center_jitter = float(template_center_jitter)
+        self.template_centre_jitter = float(template_centre_jitter)
         self.template_scale_jitter = float(template_scale_jitter)
         self.gray_prob = float(gray_prob)
         self.flip_prob = float(flip_prob)
@@ -105,9 +105,9 @@ class PairProcessing:
         # Draw every random number in a fixed order whatever the settings, so one knob never
         # shifts the stream the others see.
         template_tf = self._region(template_box, self.template_factor, self.template_size,
-                                   self.template_center_jitter, self.template_scale_jitter, rng)
+                                   self.template_centre_jitter, self.template_scale_jitter, rng)
         search_tf = self._region(search_box, self.search_factor, self.search_size,
-                                 self.center_jitter, self.scale_jitter, rng)
+                                 self.centre_jitter, self.scale_jitter, rng)
         gray = rng.random() < self.gray_prob
         flip = rng.random() < self.flip_prob
         template_gain = rng.uniform(*self.brightness)
@@ -117,20 +117,20 @@ class PairProcessing:
                                                           template_tf, gray, flip)
         search, search_norm, search_ok = self._crop(search_img, search_box, search_tf, gray, flip)
         return {
-            'template': normalize_image(template, template_gain),
-            'search': normalize_image(search, search_gain),
+            'template': normalise_image(template, template_gain),
+            'search': normalise_image(search, search_gain),
             'template_box': torch.from_numpy(template_norm),
             'search_box': torch.from_numpy(search_norm),
             'valid': bool(template_ok and search_ok),
         }
 
     @staticmethod
-    def _region(box: np.ndarray, factor: float, size: int, center_jitter: float,
+    def _region(box: np.ndarray, factor: float, size: int, centre_jitter: float,
                 scale_jitter: float, rng: np.random.Generator) -> CropTransform:
         wh = box[2:] * np.exp(rng.standard_normal(2) * scale_jitter)
         side = math.sqrt(wh[0] * wh[1])
-        center = box[:2] + 0.5 * box[2:] + (rng.random(2) - 0.5) * side * center_jitter
-        return region_transform(center, side * factor, size)
+        centre = box[:2] + 0.5 * box[2:] + (rng.random(2) - 0.5) * side * centre_jitter
+        return region_transform(centre, side * factor, size)
 
     def _crop(self, image: np.ndarray, box: np.ndarray, transform: CropTransform, gray: bool,
               flip: bool) -> Tuple[np.ndarray, np.ndarray, bool]:

@@ -52,7 +52,7 @@ def build_pair_dataset(specs: Sequence[Mapping[str, Any]], recipe: Recipe, seed:
     model, data = recipe.model, recipe.data
     processing = PairProcessing(
         template_size=model.template_size, search_size=model.search_size,
-        center_jitter=data.center_jitter, scale_jitter=data.scale_jitter,
+        centre_jitter=data.centre_jitter, scale_jitter=data.scale_jitter,
         gray_prob=0.05 if training else 0.0, flip_prob=0.5 if training else 0.0,
         brightness=(0.8, 1.2) if training else (1.0, 1.0))
     count = data.pairs_per_epoch if training else data.val_pairs

@@ -28,7 +28,7 @@ class PretrainData:
     per_image: int = 8             # consecutive samples that share a background
     max_objects: int = 3           # cut-outs pasted on each background
     workers: int = 1
-    center_jitter: float = 3.0     # as tracking pairs: the search crop is off-centre
+    centre_jitter: float = 3.0     # as tracking pairs: the search crop is off-centre
     scale_jitter: float = 0.25
 
 

@@ -39,7 +39,7 @@ def build_crops(recipe: PretrainRecipe, split: str, samples: int, seed: int) -> 
     data, model = recipe.data, recipe.model
     sources = source_set(split, data.pool, None if data.photos else [])
     processing = PairProcessing(model.template_size, model.search_size,
-                                center_jitter=data.center_jitter,
+                                centre_jitter=data.centre_jitter,
                                 scale_jitter=data.scale_jitter)
     return PretrainCrops(sources, processing, samples, seed, data.per_image, data.max_objects)
 

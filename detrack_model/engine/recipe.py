@@ -25,7 +25,7 @@ class DataRecipe:
     val_pairs: int = 500
     max_gap: int = 200
     workers: int = 4
-    center_jitter: float = 3.0
+    centre_jitter: float = 3.0
     scale_jitter: float = 0.25
 
 

@@ -6,9 +6,9 @@ list of them under the GOT-10k, OTB or LaSOT protocol; :func:`write_report` writ
 comparison table, the scores as JSON and the plots of several trackers.
 """
 
-from detrack_model.evaluation.metrics import (center_error, clamp_to_image, evaluate,
+from detrack_model.evaluation.metrics import (centre_error, clamp_to_image, evaluate,
                                               FRAME_SELECTION, got10k_scores, lasot_scores,
-                                              normalized_center_error, otb_scores,
+                                              normalised_centre_error, otb_scores,
                                               precision_curve, PROTOCOLS, rect_iou, Scores,
                                               SequenceScores, success_curve)
 from detrack_model.evaluation.plots import (norm_precision_plot, precision_plot, rank_trackers,
@@ -17,8 +17,8 @@ from detrack_model.evaluation.report import comparison_table, write_report
 from detrack_model.evaluation.results import SequenceResult
 
 __all__ = [
-    'center_error', 'clamp_to_image', 'comparison_table', 'evaluate', 'FRAME_SELECTION',
-    'got10k_scores', 'lasot_scores', 'norm_precision_plot', 'normalized_center_error',
+    'centre_error', 'clamp_to_image', 'comparison_table', 'evaluate', 'FRAME_SELECTION',
+    'got10k_scores', 'lasot_scores', 'norm_precision_plot', 'normalised_centre_error',
     'otb_scores', 'precision_curve', 'precision_plot', 'PROTOCOLS', 'rank_trackers', 'rect_iou',
     'Scores', 'SequenceResult', 'SequenceScores', 'success_curve', 'success_plot',
     'write_report',

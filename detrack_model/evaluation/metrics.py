@@ -143,7 +143,7 @@ def _centre_offsets(a: ArrayLike, b: ArrayLike) -> Tuple[np.ndarray, np.ndarray,
     return offsets, b, finite
 
 
-def center_error(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+def centre_error(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """
     Return the distance in pixels between the centres of boxes ``a`` and ``b`` (..., 4).
 
@@ -155,7 +155,7 @@ def center_error(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return np.where(finite, np.hypot(offsets[..., 0], offsets[..., 1]), np.inf)
 
 
-def normalized_center_error(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+def normalised_centre_error(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """
     Return the centre error of ``a`` with each axis divided by the size of ground truth ``b``.
 
@@ -366,8 +366,8 @@ def _got10k_frames(result: SequenceResult) -> _Frames:
     scored = visible[1:] & np.isfinite(anno[1:]).all(axis=1)
     pred, true = boxes[1:][scored], anno[1:][scored]
     return _Frames(ious=rect_iou(pred, true, bound=result.image_size),
-                   errors=center_error(pred, true),
-                   norm_errors=normalized_center_error(pred, true),
+                   errors=centre_error(pred, true),
+                   norm_errors=normalised_centre_error(pred, true),
                    times=times, length=len(boxes))
 
 
@@ -377,8 +377,8 @@ def _ope_frames(result: SequenceResult) -> _Frames:
     boxes[0] = anno[0]
     scored = np.isfinite(anno).all(axis=1)
     pred, true = boxes[scored], anno[scored]
-    return _Frames(ious=rect_iou(pred, true), errors=center_error(pred, true),
-                   norm_errors=normalized_center_error(pred, true),
+    return _Frames(ious=rect_iou(pred, true), errors=centre_error(pred, true),
+                   norm_errors=normalised_centre_error(pred, true),
                    times=times, length=len(boxes))
 
 

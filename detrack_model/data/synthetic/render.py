@@ -51,7 +51,7 @@ def sprite_homography(sprite: Sprite, t: int, shape: Tuple[int, int]) -> np.ndar
     """
     Return the 3x3 map from a template of ``shape`` (h, w) to frame pixels at frame ``t``.
 
-    The template centre goes to ``center[t]``; it is scaled to ``size[t]``, rotated by
+    The template centre goes to ``centre[t]``; it is scaled to ``size[t]``, rotated by
     ``angle[t]`` and, when ``tilt[t]`` is not zero, seen in perspective: a point at normalised
     template coordinates ``u`` in [-1, 1]^2 is divided by ``1 + tilt . u`` (an out-of-plane
     turn, the near side larger than the far one).
@@ -69,7 +69,7 @@ def sprite_homography(sprite: Sprite, t: int, shape: Tuple[int, int]) -> np.ndar
                             [2.0 * tx / width, 2.0 * ty / height, 1.0]])
     place = np.eye(3)
     place[:2, :2] = linear
-    place[:2, 2] = sprite.center[t]
+    place[:2, 2] = sprite.centre[t]
     return place @ perspective @ centre
 
 
@@ -192,8 +192,8 @@ def _photometric(scene: Scene, frame: np.ndarray, t: int) -> np.ndarray:
         frame += np.float32(bias)
     if scene.spot_amplitude != 0.0:
         # Separable Gaussian: an outer product instead of an (H, W) exp.
-        gx = np.exp(-0.5 * ((np.arange(width) - scene.spot_center[t, 0]) / scene.spot_sigma) ** 2)
-        gy = np.exp(-0.5 * ((np.arange(height) - scene.spot_center[t, 1]) / scene.spot_sigma) ** 2)
+        gx = np.exp(-0.5 * ((np.arange(width) - scene.spot_centre[t, 0]) / scene.spot_sigma) ** 2)
+        gy = np.exp(-0.5 * ((np.arange(height) - scene.spot_centre[t, 1]) / scene.spot_sigma) ** 2)
         light = 1.0 + scene.spot_amplitude * np.outer(gy, gx).astype(np.float32)
         frame *= light[:, :, None]
     if scene.noise_sigma > 0.0:
@@ -233,7 +233,7 @@ def render_frame(scene: Scene, t: int) -> RenderedFrame:
     if box is None:
         local = mask_box(full_mask)
         if local is None:  # degenerate (sub-pixel) object: a box at its centre
-            cx_t, cy_t = scene.target.center[t]
+            cx_t, cy_t = scene.target.centre[t]
             box = (int(round(cx_t)), int(round(cy_t)), 1, 1)
         else:
             box = (local[0] + x0, local[1] + y0, local[2], local[3])

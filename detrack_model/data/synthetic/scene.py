@@ -61,7 +61,7 @@ class Scene:
     of the frame on it at zoom 1, ``camera_zoom`` (T,) magnifies about the frame centre and
     ``camera_angle`` (T,) rotates the view in degrees. Illumination:
     ``((pixel - 128) * contrast + 128) * gain + bias``, then multiplied by
-    ``1 + spot_amplitude * gaussian(spot_center, spot_sigma)``; then Gaussian sensor noise of
+    ``1 + spot_amplitude * gaussian(spot_centre, spot_sigma)``; then Gaussian sensor noise of
     ``noise_sigma`` grey levels and, with ``jpeg_quality`` > 0, a JPEG round trip.
     """
 
@@ -74,7 +74,7 @@ class Scene:
     gain: np.ndarray
     contrast: np.ndarray
     bias: np.ndarray
-    spot_center: np.ndarray
+    spot_centre: np.ndarray
     spot_sigma: float = 1.0
     spot_amplitude: float = 0.0
     info: Dict[str, Any] = field(default_factory=dict)
@@ -303,7 +303,7 @@ def _target_look(d: _Draw, photo_names: Sequence[str]
     return texture, mask, {'kind': 'shape', 'shape': shape, 'id': photo_names[0]}, None
 
 
-def _out_of_view(d: _Draw, center: np.ndarray, radius: np.ndarray,
+def _out_of_view(d: _Draw, centre: np.ndarray, radius: np.ndarray,
                  events: List[Tuple[str, int, int]]) -> None:
     """Push the object across its nearest edge during out-of-view spells and bring it back."""
     width, height, frames = d.width, d.height, d.frames
@@ -314,15 +314,15 @@ def _out_of_view(d: _Draw, center: np.ndarray, radius: np.ndarray,
         weight = np.ones(length)
         rise = smoothstep((np.arange(1, ramp + 1)) / (ramp + 1))
         weight[:ramp], weight[length - ramp:] = rise, rise[::-1]
-        middle = center[start + length // 2]
+        middle = centre[start + length // 2]
         edges = np.array([middle[0], width - 1 - middle[0], middle[1], height - 1 - middle[1]])
         side = int(np.argmin(edges))
         direction = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]][side], dtype=np.float64)
         span = slice(start, start + length)
-        position = center[span, side // 2]
+        position = centre[span, side // 2]
         distance = position if side % 2 == 0 else (width, height)[side // 2] - 1 - position
         reach = distance + radius[span] + 3.0
-        center[span] += (weight * reach)[:, None] * direction
+        centre[span] += (weight * reach)[:, None] * direction
 
 
 def _look_alikes(d: _Draw, texture: np.ndarray, mask: np.ndarray, look: Dict[str, Any],
@@ -364,17 +364,17 @@ def _distractors(d: _Draw, looks: List[Tuple[np.ndarray, np.ndarray]],
         start = None
         for _ in range(20):
             candidate = rng.uniform([0, 0], [width - 1, height - 1])
-            if np.linalg.norm(candidate - target.center[0]) > radius[0] + d_radius[0] + 4:
+            if np.linalg.norm(candidate - target.centre[0]) > radius[0] + d_radius[0] + 4:
                 start = candidate
                 break
         if start is None:
             continue
-        d_center = random_walk(rng, frames, (width, height), d_radius,
+        d_centre = random_walk(rng, frames, (width, height), d_radius,
                                rng.uniform(0.5, 1.5) * speed, np.zeros(frames, bool),
                                slack=float(d_radius.max()), start=start)
         d_angle = target.angle + rng.uniform(-40, 40)
         sprites.append(Sprite(np.ascontiguousarray(texture), np.ascontiguousarray(mask),
-                              d_center, d_size, d_angle, np.zeros((frames, 2)),
+                              d_centre, d_size, d_angle, np.zeros((frames, 2)),
                               np.ones(frames, bool)))
     return sprites
 
@@ -413,17 +413,17 @@ def _occluders(d: _Draw, events: List[Tuple[str, int, int]], target: Sprite,
         along = np.array([np.cos(heading), np.sin(heading)])
         across = np.array([-along[1], along[0]])
         reach = r_mid + 0.5 * np.hypot(*o_size) + 2.0
-        anchor_from, anchor_to = target.center[start], target.center[start + length - 1]
+        anchor_from, anchor_to = target.centre[start], target.centre[start + length - 1]
         phase = (np.arange(length) + 0.5) / length
         anchor = anchor_from + (anchor_to - anchor_from) * phase[:, None]
-        o_center = np.zeros((frames, 2))
-        o_center[span] = anchor + np.outer((2 * phase - 1) * reach, along) + lateral * across
+        o_centre = np.zeros((frames, 2))
+        o_centre[span] = anchor + np.outer((2 * phase - 1) * reach, along) + lateral * across
         o_angle = np.zeros(frames)
         o_angle[span] = np.degrees(heading) if not full else rng.uniform(-10, 10)
         visible = np.zeros(frames, bool)
         visible[span] = True
         occluders.append(Sprite(np.ascontiguousarray(o_texture), np.ascontiguousarray(o_mask),
-                                o_center, np.tile(o_size, (frames, 1)), o_angle,
+                                o_centre, np.tile(o_size, (frames, 1)), o_angle,
                                 np.zeros((frames, 2)), visible))
     return occluders
 
@@ -442,9 +442,9 @@ def _lighting(d: _Draw) -> Dict[str, Any]:
         gain = gain * (rng.uniform(0.35, 0.6) if under else rng.uniform(1.5, 2.3))
         contrast = contrast * rng.uniform(0.6, 0.9)
     light = {'gain': gain, 'contrast': contrast, 'bias': bias,
-             'spot_center': np.zeros((frames, 2)), 'spot_sigma': 1.0, 'spot_amplitude': 0.0}
+             'spot_centre': np.zeros((frames, 2)), 'spot_sigma': 1.0, 'spot_amplitude': 0.0}
     if attributes['light_spot']:
-        light['spot_center'] = np.stack(
+        light['spot_centre'] = np.stack(
             [(0.5 + 0.5 * smooth_noise(rng, frames, frames / 5)) * d.width,
              (0.5 + 0.5 * smooth_noise(rng, frames, frames / 5)) * d.height], axis=1)
         light['spot_sigma'] = float(rng.uniform(0.15, 0.35) * max(d.width, d.height))
@@ -506,13 +506,13 @@ def build_scene(seed: Union[int, np.random.SeedSequence], frames: int,
     fit = min(1.0, (0.5 * min(width, height) - 3.0) / radius[0])
     target_size, radius = target_size * fit, radius * fit
     speed = rng.uniform(0.004, 0.02) * max(width, height)
-    center = random_walk(rng, frames, (width, height), radius, speed, fast, slack=0.0)
-    _out_of_view(d, center, radius, events)
+    centre = random_walk(rng, frames, (width, height), radius, speed, fast, slack=0.0)
+    _out_of_view(d, centre, radius, events)
     blur = np.zeros((frames, 2))
     if attributes['motion_blur']:
-        blur[1:] = rng.uniform(0.5, 1.0) * np.diff(center, axis=0)
+        blur[1:] = rng.uniform(0.5, 1.0) * np.diff(centre, axis=0)
         blur[1:][~fast[1:]] = 0.0
-    target = Sprite(texture, mask, center, target_size, angle, blur, np.ones(frames, bool),
+    target = Sprite(texture, mask, centre, target_size, angle, blur, np.ones(frames, bool),
                     tilt)
 
     distractors, distractor_sources = [], []
@@ -541,6 +541,6 @@ def build_scene(seed: Union[int, np.random.SeedSequence], frames: int,
         'clutter': clutter,
     }
     return Scene((width, height), background, camera, target, distractors, occluders,
-                 light['gain'], light['contrast'], light['bias'], light['spot_center'],
+                 light['gain'], light['contrast'], light['bias'], light['spot_centre'],
                  light['spot_sigma'], light['spot_amplitude'], info, zoom, camera_angle,
                  light['noise_sigma'], light['noise_seed'], light['jpeg_quality'])

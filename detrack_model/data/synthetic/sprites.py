@@ -18,7 +18,7 @@ class Sprite:
     A textured shape and its pose in every frame.
 
     ``texture`` (h, w, 3) uint8 BGR and ``mask`` (h, w) uint8 alpha form the template;
-    ``center`` (T, 2) is its centre in frame pixels (pixel centres at integers), ``size``
+    ``centre`` (T, 2) is its centre in frame pixels (pixel centres at integers), ``size``
     (T, 2) the rendered width and height of the whole template, ``angle`` (T,) the in-plane
     rotation in degrees (counter-clockwise on screen), ``blur`` (T, 2) the motion blur vector
     in pixels (zero = sharp), ``visible`` (T,) whether it is drawn and ``tilt`` (T, 2) the
@@ -27,7 +27,7 @@ class Sprite:
 
     texture: np.ndarray
     mask: np.ndarray
-    center: np.ndarray
+    centre: np.ndarray
     size: np.ndarray
     angle: np.ndarray
     blur: np.ndarray
@@ -39,16 +39,16 @@ class Sprite:
     def __post_init__(self) -> None:
         """Set a flat pose (no tilt) when none is given."""
         if self.tilt is None:
-            self.tilt = np.zeros((len(self.center), 2))
+            self.tilt = np.zeros((len(self.centre), 2))
 
     @classmethod
     def constant(cls, texture: np.ndarray, mask: np.ndarray, frames: int,
-                 center: Tuple[float, float], size: Tuple[float, float],
+                 centre: Tuple[float, float], size: Tuple[float, float],
                  angle: float = 0.0) -> 'Sprite':
         """Return a sprite that holds one pose over ``frames`` frames (tests, examples)."""
         return cls(texture=np.ascontiguousarray(texture, dtype=np.uint8),
                    mask=np.ascontiguousarray(mask, dtype=np.uint8),
-                   center=np.tile(np.asarray(center, dtype=np.float64), (frames, 1)),
+                   centre=np.tile(np.asarray(centre, dtype=np.float64), (frames, 1)),
                    size=np.tile(np.asarray(size, dtype=np.float64), (frames, 1)),
                    angle=np.full(frames, float(angle)), blur=np.zeros((frames, 2)),
                    visible=np.ones(frames, dtype=bool))
