@@ -10,6 +10,14 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 
+@dataclass(frozen=True)
+class LayerWidths:
+    """The widths of one encoder block: q/k/v width of each attention head, MLP hidden units."""
+
+    heads: Tuple[int, ...]
+    mlp: int
+
+
 @dataclass
 class EncoderConfig:
     """Plain ViT over template and search tokens, with candidate elimination."""
@@ -23,22 +31,18 @@ class EncoderConfig:
     ce_layers: Tuple[int, ...] = (3, 6, 9)
     ce_keep_ratio: float = 0.7
     drop_path: float = 0.0
-    # Per-layer widths of a pruned encoder (None: every layer is dense). head_counts[i] is the
-    # number of heads of block i, head_dims[i] the q/k/v width of each of them, mlp_dims[i] the
-    # hidden width of its MLP. head_widths[i] instead lists the q/k/v width of every head of
-    # block i separately (heads of one block may differ); it replaces head_counts/head_dims.
-    head_dims: Optional[List[int]] = None
+    # Per-layer widths, the one form for dense and pruned encoders alike; read them through
+    # layer_widths(). head_widths[i] lists the q/k/v width of every head of block i (a pruned
+    # block keeps 1..heads heads, which may differ in width), mlp_dims[i] is the hidden width
+    # of its MLP. None: every block is dense (heads of dim / heads, dim * mlp_ratio units).
     mlp_dims: Optional[List[int]] = None
-    head_counts: Optional[List[int]] = None
     head_widths: Optional[List[List[int]]] = None
 
-    def block_head_widths(self) -> List[List[int]]:
-        """Return the q/k/v width of every head of every block, whichever fields name them."""
-        if self.head_widths is not None:
-            return [list(widths) for widths in self.head_widths]
-        dims = self.head_dims or [self.dim // self.heads] * self.depth
-        counts = self.head_counts or [self.heads] * self.depth
-        return [[dims[i]] * counts[i] for i in range(self.depth)]
+    def layer_widths(self) -> List[LayerWidths]:
+        """Return the widths of every block, whether dense or pruned."""
+        heads = self.head_widths or [[self.dim // self.heads] * self.heads] * self.depth
+        mlp = self.mlp_dims or [int(self.dim * self.mlp_ratio)] * self.depth
+        return [LayerWidths(tuple(h), m) for h, m in zip(heads, mlp)]
 
 
 @dataclass
@@ -116,16 +120,62 @@ class ModelConfig:
     def from_dict(cls, data: Dict[str, Any]) -> 'ModelConfig':
         """Build a configuration from ``to_dict`` output; unknown keys are an error."""
         data = dict(data)
+        retired = {}
+        if isinstance(data.get('encoder'), dict):
+            encoder = data['encoder'] = dict(data['encoder'])
+            retired = {key: encoder.pop(key) for key in _RETIRED_HEAD_FIELDS if key in encoder}
         parts = {'encoder': EncoderConfig, 'decoder': DecoderConfig,
                  'conv_head': ConvHeadConfig}
         for key, part in parts.items():
             if key in data:
                 data[key] = build_dataclass(part, data[key], key)
+        if retired:
+            data['encoder'] = _upgrade_head_fields(data['encoder'], **retired)
         config = build_dataclass(cls, data, 'model')
         if isinstance(config.encoder.ce_layers, list):
             config = replace(config, encoder=replace(
                 config.encoder, ce_layers=tuple(config.encoder.ce_layers)))
         return config
+
+
+# Fields of old configurations that head_widths replaces (see _upgrade_head_fields).
+_RETIRED_HEAD_FIELDS = ('head_counts', 'head_dims')
+# More heads in one block than any ViT has. An old-form config naming more is refused before
+# its counts are expanded into lists: a bundle is untrusted input.
+_MAX_LEGACY_HEADS = 4096
+
+
+def _upgrade_head_fields(enc: EncoderConfig, head_counts: Optional[List[int]] = None,
+                         head_dims: Optional[List[int]] = None) -> EncoderConfig:
+    """
+    Return ``enc`` with the retired ``head_counts``/``head_dims`` written as ``head_widths``.
+
+    Configurations written before ``head_widths`` was the one form (bundles, recipes, ONNX
+    metadata) gave block i head_counts[i] heads of head_dims[i] each, either list None meaning
+    dense (``heads`` heads, ``dim // heads`` wide).
+    """
+    if head_counts is None and head_dims is None:
+        return enc
+    if enc.head_widths is not None:
+        raise ValueError('encoder: head_widths replaces head_dims and head_counts: give one '
+                         'or the other')
+    for name, values, limit in (('head_counts', head_counts, min(enc.heads, _MAX_LEGACY_HEADS)),
+                                ('head_dims', head_dims, None)):
+        if values is not None and not (isinstance(values, list) and len(values) == enc.depth
+                                       and all(_is_width(v, limit) for v in values)):
+            bound = '' if limit is None else f' of at most {limit}'
+            raise ValueError(f'encoder: {name} needs {enc.depth} positive integers{bound}, '
+                             f'got {values}')
+    # Checked first: the list given has depth entries, so depth is no larger than the file.
+    counts = head_counts or [enc.heads] * enc.depth
+    dims = head_dims or [enc.dim // enc.heads] * enc.depth
+    return replace(enc, head_widths=[[width] * count for width, count in zip(dims, counts)])
+
+
+def _is_width(value: Any, limit: Optional[int] = None) -> bool:
+    """Return whether ``value`` is a positive integer (a bool is not), at most ``limit``."""
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            and (limit is None or value <= limit))
 
 
 def build_dataclass(kind, data: Optional[Dict[str, Any]], where: str):
@@ -197,14 +247,10 @@ def validate(config: ModelConfig) -> None:
         raise ValueError(f'ce_layers {bad_layers} outside the encoder depth 0..{enc.depth - 1}')
     if not 0.0 < enc.ce_keep_ratio <= 1.0:
         raise ValueError(f'ce_keep_ratio must be in (0, 1], got {enc.ce_keep_ratio}')
-    for name, widths, count in (('head_dims', enc.head_dims, enc.depth),
-                                ('mlp_dims', enc.mlp_dims, enc.depth),
-                                ('head_counts', enc.head_counts, enc.depth),
+    for name, widths, count in (('mlp_dims', enc.mlp_dims, enc.depth),
                                 ('ffn_dims', dec.ffn_dims, dec.layers)):
         if widths is not None and (len(widths) != count or min(widths) < 1):
             raise ValueError(f'{name} needs {count} positive widths, got {widths}')
-    if enc.head_counts is not None and max(enc.head_counts) > enc.heads:
-        raise ValueError(f'head_counts {enc.head_counts} exceed the {enc.heads} heads')
     if enc.head_widths is not None:
         _check_head_widths(enc, config.masked)
     if dec.hidden % dec.heads:
@@ -223,14 +269,12 @@ def validate(config: ModelConfig) -> None:
 def _check_head_widths(enc: EncoderConfig, masked: bool) -> None:
     """Raise ValueError unless ``head_widths`` names 1..heads positive widths per block."""
     widths = enc.head_widths
-    if enc.head_dims is not None or enc.head_counts is not None:
-        raise ValueError('head_widths replaces head_dims and head_counts: give one or the other')
     if not isinstance(widths, list) or len(widths) != enc.depth:
         raise ValueError(f'head_widths needs one list of head widths per block ({enc.depth}), '
                          f'got {widths}')
     for i, layer in enumerate(widths):
-        if not (isinstance(layer, list) and 1 <= len(layer) <= enc.heads and all(
-                isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in layer)):
+        if not (isinstance(layer, list) and 1 <= len(layer) <= enc.heads
+                and all(_is_width(w) for w in layer)):
             raise ValueError(f'head_widths[{i}] must list 1..{enc.heads} positive integer '
                              f'widths, got {layer}')
         if masked and len(set(layer)) > 1:

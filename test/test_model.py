@@ -32,7 +32,7 @@ def crops(batch=2, config=None, seed=0):
 @pytest.mark.parametrize('head', ['decoder', 'conv'])
 @pytest.mark.parametrize('candidate_elimination', [True, False])
 def test_output_shapes(head, candidate_elimination):
-    """Both heads give boxes in [0, 1], scores and grid positions, with and without CE."""
+    """Both heads give boxes, scores in [0, 1] and grid positions, with and without CE."""
     config = tiny(head=head)
     model = create_model(config).eval()
     with torch.no_grad():
@@ -43,7 +43,12 @@ def test_output_shapes(head, candidate_elimination):
     assert out['scores'].shape == (3, k)
     assert out['query_index'].shape == (3, k)
     assert out['search_index'].shape == (3, kept)
-    assert ((out['boxes'] >= 0) & (out['boxes'] <= 1)).all() or head == 'conv'
+    if head == 'decoder':
+        assert ((out['boxes'] >= 0) & (out['boxes'] <= 1)).all()
+    else:
+        # The conv head's centre is its cell plus an unbounded offset; only sizes are sigmoids.
+        assert torch.isfinite(out['boxes']).all()
+        assert ((out['boxes'][..., 2:] > 0) & (out['boxes'][..., 2:] < 1)).all()
     assert ((out['scores'] >= 0) & (out['scores'] <= 1)).all()
     for row in out['search_index']:
         assert len(set(row.tolist())) == kept and row.min() >= 0 and row.max() < 256

@@ -309,7 +309,8 @@ def test_pruned_bundle_round_trips_with_its_architecture(child_bundle):
     document = yaml.safe_load(child_bundle.with_suffix('.yaml').read_text())
     encoder = document['model']['encoder']
     assert len(encoder['head_widths']) == len(encoder['mlp_dims']) == 3
-    assert encoder['head_dims'] is None and encoder['head_counts'] is None
+    # The one per-layer form; the retired head_dims/head_counts are not written.
+    assert 'head_dims' not in encoder and 'head_counts' not in encoder
     assert document['model']['masked'] is False
     assert model_widths(load_bundle(child_bundle)) == encoder['head_widths']
     model = load_bundle(child_bundle)
@@ -378,6 +379,10 @@ def test_padded_head_layout_is_the_same_network_with_fewer_operators(child_bundl
     model = load_bundle(child_bundle)
     padded = uniform_head_widths(model)
     assert uniform_head_widths(padded) is padded
+    # The padded config is the same one spec: each block's heads at the block's widest width.
+    assert padded.config.encoder.head_widths == [
+        [max(widths)] * len(widths) for widths in model.config.encoder.head_widths]
+    assert padded.config.encoder.mlp_dims == model.config.encoder.mlp_dims
     for block, exact in zip(padded.encoder.blocks, model.encoder.blocks):
         assert block.attn.pad_index is None
         assert block.attn.heads == exact.attn.heads and block.attn.head_dim == exact.attn.head_dim

@@ -161,8 +161,7 @@ def _implausible(config: ModelConfig) -> str:
             return f'{name} {value} is outside 1..{MAX_CROP}'
     if not 0.0 < enc.mlp_ratio <= MAX_MLP_RATIO:
         return f'encoder mlp_ratio {enc.mlp_ratio} is outside (0, {MAX_MLP_RATIO:g}]'
-    lists = [enc.head_dims, enc.mlp_dims, enc.head_counts, dec.ffn_dims,
-             *(enc.head_widths or [])]
+    lists = [enc.mlp_dims, dec.ffn_dims, *(enc.head_widths or [])]
     if any(max(values, default=1) > MAX_WIDTH for values in lists if values):
         return f'a per-layer width is over {MAX_WIDTH}'
     return ''

@@ -27,12 +27,12 @@ def uniform_head_widths(model: DETRack) -> DETRack:
     each is returned as it is. The copy lives on the model's device, in its mode.
     """
     enc = model.config.encoder
-    widths = enc.block_head_widths()
-    if all(len(set(layer)) == 1 for layer in widths):
+    widths = [layer.heads for layer in enc.layer_widths()]
+    if all(len(set(heads)) == 1 for heads in widths):
         return model
+    # The same one spec, every head of a block listed at the block's widest width.
     config = replace(model.config, encoder=replace(
-        enc, head_widths=None, head_counts=[len(layer) for layer in widths],
-        head_dims=[max(layer) for layer in widths]))
+        enc, head_widths=[[max(heads)] * len(heads) for heads in widths]))
     state = {name: value.detach().clone() for name, value in model.state_dict().items()}
     for i, block in enumerate(model.encoder.blocks):
         if block.attn.pad_index is not None:

@@ -151,7 +151,7 @@ class Block(nn.Module):
                  keep_ratio: float = 1.0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        # head_widths (a pruned block) may name fewer and narrower heads than dim / heads.
+        # A pruned block's head_widths may name fewer and narrower heads than dim / heads.
         self.attn = Attention(dim, heads, head_widths=head_widths)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, mlp_hidden)
@@ -219,12 +219,10 @@ class ViTEncoder(nn.Module):
         self.pos_embed_x = nn.Parameter(torch.zeros(1, config.search_grid ** 2, enc.dim))
         # Built on the CPU whatever the default device: a meta-device build has no data here.
         rates = torch.linspace(0, enc.drop_path, enc.depth, device='cpu').tolist()
-        head_widths = enc.block_head_widths()
-        mlp_dims = enc.mlp_dims or [int(enc.dim * enc.mlp_ratio)] * enc.depth
         self.blocks = nn.ModuleList(
-            Block(enc.dim, enc.heads, mlp_dims[i], head_widths[i], rates[i],
+            Block(enc.dim, enc.heads, widths.mlp, widths.heads, rates[i],
                   enc.ce_keep_ratio if i in enc.ce_layers else 1.0)
-            for i in range(enc.depth))
+            for i, widths in enumerate(enc.layer_widths()))
         self.norm = nn.LayerNorm(enc.dim, eps=1e-6)
         self.register_buffer('probe', torch.tensor(centre_token_indices(config.template_grid)),
                              persistent=False)

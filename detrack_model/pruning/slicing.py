@@ -129,7 +129,7 @@ def slice_model(model: DETRack,
     child_config = replace(
         config, masked=False,
         encoder=replace(config.encoder, head_widths=list(report.head_widths.values()),
-                        head_counts=None, head_dims=None, mlp_dims=mlp_dims),
+                        mlp_dims=mlp_dims),
         decoder=replace(config.decoder, ffn_dims=ffn_dims))
     child = DETRack(child_config)
     child.load_state_dict(state)
