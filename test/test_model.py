@@ -4,7 +4,7 @@ import math
 
 from detrack_model.config import ModelConfig, preset
 from detrack_model.modeling import create_model
-from detrack_model.modeling.conv_head import CenterHead
+from detrack_model.modeling.conv_head import CentreHead
 from detrack_model.modeling.deformable_decoder import scatter_to_grid
 from detrack_model.modeling.detrack import DenoisingQueries
 from detrack_model.modeling.query_selection import token_anchors
@@ -217,7 +217,7 @@ def test_every_parameter_learns():
 
 def test_conv_head_reads_the_box_at_the_best_cell():
     """The box comes from the argmax cell plus its offset, with that cell's size."""
-    head = CenterHead(in_channels=8, channels=16, grid=4)
+    head = CentreHead(in_channels=8, channels=16, grid=4)
     features = torch.zeros(1, 8, 4, 4)
     with torch.no_grad():
         out = head(features)

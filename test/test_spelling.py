@@ -54,15 +54,11 @@ FILE_NAMES: Dict[str, Dict[str, str]] = {
         'centers1': "the toolkit's formula, copied verbatim",
         'centers2': "the toolkit's formula, copied verbatim",
     },
-    # Kept: OSTrack's conv head. The attribute ``center`` names the state-dict keys
-    # ``box_head.center.*`` of saved conv-head checkpoints; the class keeps its name until
-    # test/test_model.py, which imports it, moves with it.
+    # OSTrack's conv head: the attribute ``center`` names the state-dict keys
+    # ``box_head.center.*`` of saved conv-head checkpoints.
     'detrack_model/modeling/conv_head.py': {
-        'CenterHead': 'imported by test/test_model.py',
         'center': 'state-dict key box_head.center.* of saved checkpoints',
     },
-    'detrack_model/modeling/detrack.py': {'CenterHead': 'see conv_head.py'},
-    'test/test_model.py': {'CenterHead': 'see conv_head.py'},
     'test/test_losses.py': {'center': 'box_head.center, the state-dict key (conv_head.py)'},
 }
 

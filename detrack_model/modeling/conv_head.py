@@ -19,7 +19,7 @@ def branch(in_channels: int, channels: int, outputs: int) -> nn.Sequential:
     return nn.Sequential(*stages, nn.Conv2d(widths[-1], outputs, 1))
 
 
-class CenterHead(nn.Module):
+class CentreHead(nn.Module):
     """Centre score, sub-cell offset and size maps on the full search grid."""
 
     def __init__(self, in_channels: int, channels: int, grid: int) -> None:

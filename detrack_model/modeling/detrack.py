@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Union
 
 from detrack_model.config import ModelConfig, preset
-from detrack_model.modeling.conv_head import CenterHead
+from detrack_model.modeling.conv_head import CentreHead
 from detrack_model.modeling.deformable_decoder import DeformableDecoder, scatter_to_grid
 from detrack_model.modeling.prune_masks import add_prune_masks
 from detrack_model.modeling.query_selection import QuerySelection
@@ -46,7 +46,7 @@ class DETRack(nn.Module):
             if dec.dn_labels:
                 self.dn_label_embed = nn.Embedding(2, dec.hidden)
         else:
-            self.box_head = CenterHead(config.encoder.dim, config.conv_head.channels, grid)
+            self.box_head = CentreHead(config.encoder.dim, config.conv_head.channels, grid)
         if config.masked:
             add_prune_masks(self)
 
