@@ -18,12 +18,14 @@ COLCON_BUILD_ARGS := --cmake-args -DPython3_EXECUTABLE=$(VENV_ABS)/bin/python -D
 COLCON_TEST_ARGS := --packages-select detrack_ros --event-handlers console_direct+ \
 	--return-code-on-test-failure
 
-.PHONY: setup workspace build test demo data clean distclean constraints help
+.PHONY: setup workspace build test test-fast demo data clean distclean constraints help
 
 help:
 	@echo "make setup    create/refresh .venv (ROS 2 Kilted wheels, PyTorch, OpenCV, ...)"
 	@echo "make build    colcon build in $(WS) (this package + vision_msgs when needed)"
 	@echo "make test     setup, build, colcon test; fails when any test fails"
+	@echo "make test-fast  the ROS-free tests not marked slow: pytest from $(VENV), no build"
+	@echo "              (about a minute; PYTEST_ARGS='-x -k tracker' passes options on)"
 	@echo "make demo     the tracker node over DDS on a replayed sequence: AO, FPS, latency, video"
 	@echo "              (DEMO_ARGS='--video clip.mp4 --box x,y,w,h' for your own video)"
 	@echo "make data     fetch and index the training image pool into $(BUILD_DIR)/data/image_pool"
@@ -56,6 +58,15 @@ test: build
 	cd $(WS) && $(RUN) colcon test $(COLCON_TEST_ARGS); status=$$?; \
 		$(RUN) colcon test-result --verbose --test-result-base build/detrack_ros \
 		&& exit $$status
+
+# The quick check while editing: plain pytest from the environment, the package imported from
+# the source tree, nothing built. Leaves out test/ros/ (never imported: --without-ros, see
+# test/conftest.py), the tests marked slow and those needing a GPU; `make test` runs them all.
+test-fast:
+	@test -x "$(VENV_ABS)/bin/python" || \
+		{ echo "make test-fast: no $(VENV); run make setup first" >&2; exit 1; }
+	env PYTHONPATH="$(ROOT)" "$(VENV_ABS)/bin/python" -m pytest -q \
+		--without-ros -m "not slow and not ros and not gpu" $(PYTEST_ARGS) test
 
 # The node runs from the built workspace as it would on a robot: vision_msgs and the package
 # come from build/ws/install.

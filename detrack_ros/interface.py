@@ -4,7 +4,7 @@ The tracker node's topics and services, as data: one table the README and a grap
 The publishers and subscriptions themselves are created where they are used
 (:mod:`detrack_ros.image_input`, :mod:`detrack_ros.init_inputs`,
 :mod:`detrack_ros.track_outputs`, :mod:`detrack_ros.target_3d_messages`, the services in
-:mod:`detrack_ros.tracker_node`); ``test/test_interface_docs.py`` runs the node and checks that
+:mod:`detrack_ros.tracker_node`); ``test/ros/test_interface_docs.py`` runs the node and checks that
 the graph holds exactly these. The parameters are :data:`detrack_ros.parameters.PARAMETERS`.
 ``python -m tools.make_interface_docs`` writes both tables into the README. No ROS imports:
 the table serves tools that run without ROS.

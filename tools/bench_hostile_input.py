@@ -15,7 +15,7 @@ then), and reports the node's resident memory when idle and its peak during the 
 ``get_parameters`` every 50 ms meanwhile, and counts the frames that got no answer from the
 request until the new depth runs (``/diagnostics``), against the rate of unanswered frames in
 the settled stretch before the request (on a busy machine the node drops some anyway).
-The test suite runs the same functions with its limits (test/test_node_process.py).
+The test suite runs the same functions with its limits (test/ros/test_node_process.py).
 """
 
 import argparse

@@ -6,7 +6,7 @@ Write the tracker node's topic and parameter tables into README.md, between mark
 
 The topics and services come from :mod:`detrack_ros.interface`, the parameters from
 :data:`detrack_ros.parameters.PARAMETERS`; the prose around the tables is the README's own.
-``test/test_interface_docs.py`` fails when the README differs from what this writes.
+``test/ros/test_interface_docs.py`` fails when the README differs from what this writes.
 """
 
 import argparse

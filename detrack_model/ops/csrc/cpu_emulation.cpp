@@ -5,7 +5,7 @@
 // GPU run. Here the very same kernel source is compiled by the host compiler and each CUDA
 // thread becomes a call (forward: one after another) or an OS thread (backward: the 32 lanes
 // of a warp run concurrently so that __shfl_down_sync can be emulated with a barrier).
-// test/test_deform_attn_emulated.py builds it with g++ and compares it with the PyTorch
+// test/model/test_deform_attn_emulated.py builds it with g++ and compares it with the PyTorch
 // reference. It is not part of the extension build.
 //
 // What it cannot show: timing, memory coalescing, real atomics, the launchers in
