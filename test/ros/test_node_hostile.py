@@ -12,14 +12,11 @@ import math
 import time
 
 from detrack_model.shipped import default_model_path
-from detrack_model.tracking.factory import build_tracker, resolve_backend, RuntimeConfig
-from detrack_model.tracking.tracker import TrackerConfig
 from detrack_ros.detection_messages import detection_from_box
 from detrack_ros.replay import generated_sequence
 from hostile_inputs import ALIAS_BOMB, copy_bundle, jpeg_bomb, png_bomb
-from node_harness import (box_of, compress, encode_image, FOLLOWING, fresh_diagnostics,
-                          is_init, NodeHarness, raw_image, set_parameters, WAIT_SEC,
-                          wait_until)
+from node_harness import (box_of, compress, encode_image, fresh_diagnostics, is_init,
+                          NodeHarness, raw_image, set_parameters, WAIT_SEC, wait_until)
 import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -46,18 +43,6 @@ def logged(capfd, text: str, timeout: float = WAIT_SEC) -> bool:
 def sequence():
     """Return a short synthetic sequence of a moving target with exact ground truth."""
     return generated_sequence(index=5, frames=40, size=SIZE)
-
-
-@pytest.fixture(scope='module')
-def offline():
-    """Yield the shipped model run outside ROS, on the backend the node resolves to."""
-    backend = resolve_backend(default_model_path(), RuntimeConfig(backend='auto'))
-    tracker = build_tracker(default_model_path(), RuntimeConfig(backend=backend),
-                            TrackerConfig(**FOLLOWING))
-    try:
-        yield tracker
-    finally:
-        tracker.backend.release()
 
 
 @pytest.fixture(scope='module')

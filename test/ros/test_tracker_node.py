@@ -12,9 +12,6 @@ import time
 
 import cv2
 from detrack_model.evaluation.metrics import rect_iou
-from detrack_model.shipped import default_model_path
-from detrack_model.tracking.factory import build_tracker, resolve_backend, RuntimeConfig
-from detrack_model.tracking.tracker import TrackerConfig
 from detrack_ros.detection_messages import detection_from_box
 from detrack_ros.replay import generated_sequence, stamp_ns
 from geometry_msgs.msg import Point, PointStamped
@@ -83,18 +80,6 @@ def fresh(module_ros_context, request):
     start = options.pop('start', True)
     with NodeHarness(module_ros_context, options, start=start) as harness:
         yield harness
-
-
-@pytest.fixture(scope='module')
-def offline():
-    """Yield the shipped model run outside ROS, on the backend the node resolves to."""
-    backend = resolve_backend(default_model_path(), RuntimeConfig(backend='auto'))
-    tracker = build_tracker(default_model_path(), RuntimeConfig(backend=backend),
-                            TrackerConfig(**FOLLOWING))
-    try:
-        yield tracker
-    finally:
-        tracker.backend.release()
 
 
 @pytest.fixture(scope='module')
