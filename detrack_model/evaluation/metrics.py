@@ -30,7 +30,7 @@ or a set of results without timings) is NaN, never a division by zero; ``to_dict
 ``null``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import math
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -216,7 +216,29 @@ def _json_array(values: np.ndarray) -> list:
 
 
 @dataclass
-class SequenceScores:
+class ScoreValues:
+    """The numbers every score reports, for one sequence or a set (see :class:`Scores`)."""
+
+    ao: float
+    sr50: float
+    sr75: float
+    success_auc: float
+    precision20: float
+    norm_precision: float
+    norm_precision20: float
+    fps: float
+
+    def values(self) -> Dict[str, float]:
+        """Return the numbers by name."""
+        return {item.name: getattr(self, item.name) for item in fields(ScoreValues)}
+
+    def json_values(self) -> Dict[str, Optional[float]]:
+        """Return the numbers by name as JSON-ready values (``None`` for NaN)."""
+        return {name: _json_number(value) for name, value in self.values().items()}
+
+
+@dataclass
+class SequenceScores(ScoreValues):
     """
     Scores of one tracker on one sequence under one protocol.
 
@@ -228,26 +250,15 @@ class SequenceScores:
     name: str
     length: int
     num_frames: int
-    ao: float
-    sr50: float
-    sr75: float
-    success_auc: float
-    precision20: float
-    norm_precision: float
-    norm_precision20: float
-    fps: float
 
     def to_dict(self) -> Dict[str, Any]:
         """Return the scores as JSON-ready values (``None`` for NaN)."""
-        values = {'name': self.name, 'length': self.length, 'num_frames': self.num_frames}
-        for key in ('ao', 'sr50', 'sr75', 'success_auc', 'precision20', 'norm_precision',
-                    'norm_precision20', 'fps'):
-            values[key] = _json_number(getattr(self, key))
-        return values
+        return {'name': self.name, 'length': self.length, 'num_frames': self.num_frames,
+                **self.json_values()}
 
 
 @dataclass
-class Scores:
+class Scores(ScoreValues):
     """
     Scores of one tracker on a set of sequences under one protocol.
 
@@ -273,14 +284,6 @@ class Scores:
     protocol: str
     num_sequences: int
     num_frames: int
-    ao: float
-    sr50: float
-    sr75: float
-    success_auc: float
-    precision20: float
-    norm_precision: float
-    norm_precision20: float
-    fps: float
     success_thresholds: np.ndarray
     success_curve: np.ndarray
     precision_thresholds: np.ndarray
@@ -300,10 +303,8 @@ class Scores:
             'frame_selection': FRAME_SELECTION.get(self.protocol, self.protocol),
             'num_sequences': self.num_sequences,
             'num_frames': self.num_frames,
+            **self.json_values(),
         }
-        for key in ('ao', 'sr50', 'sr75', 'success_auc', 'precision20', 'norm_precision',
-                    'norm_precision20', 'fps'):
-            values[key] = _json_number(getattr(self, key))
         for key in ('success', 'precision', 'norm_precision'):
             values[f'{key}_thresholds'] = _json_array(getattr(self, f'{key}_thresholds'))
             values[f'{key}_curve'] = _json_array(getattr(self, f'{key}_curve'))
@@ -429,9 +430,7 @@ def got10k_scores(results: Sequence[SequenceResult]) -> Scores:
     succ, prec, norm_prec = _curves(pooled, GOT10K_IOU_THRESHOLDS)
     return Scores(
         protocol='got10k', num_sequences=len(frames), num_frames=overall.num_frames,
-        ao=overall.ao, sr50=overall.sr50, sr75=overall.sr75, success_auc=overall.success_auc,
-        precision20=overall.precision20, norm_precision=overall.norm_precision,
-        norm_precision20=overall.norm_precision20, fps=overall.fps,
+        **overall.values(),
         success_thresholds=GOT10K_IOU_THRESHOLDS.copy(), success_curve=succ,
         precision_thresholds=PRECISION_THRESHOLDS.copy(), precision_curve=prec,
         norm_precision_thresholds=NORM_PRECISION_THRESHOLDS.copy(), norm_precision_curve=norm_prec,
