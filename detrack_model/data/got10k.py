@@ -15,24 +15,12 @@ from typing import List, Optional
 
 from detrack_model.data.annotations import (check_length, NameList, read_boxes, read_flags,
                                             read_name_list)
-from detrack_model.data.sequences import make_sequence_info, SequenceInfo, TrackingDataset
+from detrack_model.data.sequences import (FRAME_SUFFIX, list_frames, make_sequence_info,
+                                          SequenceInfo, TrackingDataset)
 import numpy as np
 
-FRAME_SUFFIX = '.jpg'
 # The split whose ground truth is withheld except for the first box.
 FIRST_BOX_ONLY_SPLIT = 'test'
-
-
-def list_frames(directory: str) -> List[str]:
-    """Return the sorted ``*.jpg`` files of a sequence directory; raise if there are none."""
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f'frame directory not found: {directory}')
-    with os.scandir(directory) as entries:
-        names = sorted(entry.name for entry in entries
-                       if entry.name.endswith(FRAME_SUFFIX) and entry.is_file())
-    if not names:
-        raise FileNotFoundError(f'no *{FRAME_SUFFIX} frames in {directory}')
-    return [os.path.join(directory, name) for name in names]
 
 
 class Got10k(TrackingDataset):

@@ -7,7 +7,8 @@ benchmark costs a directory listing, not a pass over every annotation file.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+import os
+from typing import Dict, List, Optional
 
 import cv2
 from detrack_model.data.encoded import decode_image, EncodedImageError, sniff_format
@@ -23,6 +24,27 @@ class FrameError(RuntimeError):
 
 class AnnotationError(ValueError):
     """An annotation file is malformed; the message names the file and, where known, the line."""
+
+
+# Frame files of the benchmarks' layouts (GOT-10k, LaSOT, OTB): JPEG, named in frame order.
+FRAME_SUFFIX = '.jpg'
+
+
+def list_frames(directory: str, any_case: bool = False) -> List[str]:
+    """
+    Return the sorted ``*.jpg`` files of a sequence directory; raise if there are none.
+
+    ``any_case`` also takes ``.JPG`` (some OTB and LaSOT copies); the GOT-10k toolkit's glob
+    takes the lower-case suffix only.
+    """
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f'frame directory not found: {directory}')
+    with os.scandir(directory) as entries:
+        names = sorted(entry.name for entry in entries if entry.is_file() and (
+            entry.name.lower() if any_case else entry.name).endswith(FRAME_SUFFIX))
+    if not names:
+        raise FileNotFoundError(f'no *{FRAME_SUFFIX} frames in {directory}')
+    return [os.path.join(directory, name) for name in names]
 
 
 @dataclass

@@ -33,7 +33,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from detrack_model.data.annotations import NameList, read_boxes, read_name_list
 from detrack_model.data.got10k import Got10k
 from detrack_model.data.lasot import LaSOT
-from detrack_model.data.sequences import AnnotationError, make_sequence_info, read_rgb
+from detrack_model.data.sequences import (AnnotationError, FRAME_SUFFIX, list_frames,
+                                          make_sequence_info, read_rgb)
 import numpy as np
 
 BENCHMARKS: Tuple[str, ...] = ('got10k', 'otb', 'lasot')
@@ -49,7 +50,6 @@ OTB_FRAME_RANGES: Dict[str, Tuple[int, int]] = {
 }
 
 _OTB_GROUNDTRUTH = re.compile(r'^groundtruth.*\.txt$')
-_FRAME_SUFFIX = '.jpg'
 
 
 @dataclass
@@ -118,17 +118,6 @@ def load_benchmark(kind: str, root: str, split: Optional[str] = None,
     return _load_otb(root, sequences)
 
 
-def _frame_files(directory: str) -> List[str]:
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f'frame directory not found: {directory}')
-    with os.scandir(directory) as entries:
-        names = sorted(entry.name for entry in entries
-                       if entry.name.lower().endswith(_FRAME_SUFFIX) and entry.is_file())
-    if not names:
-        raise FileNotFoundError(f'no *{_FRAME_SUFFIX} frames in {directory}')
-    return [os.path.join(directory, name) for name in names]
-
-
 def _require(path: str, what: str) -> str:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{what} not found: {path}')
@@ -140,7 +129,7 @@ def _check_count(anno_file: str, boxes: np.ndarray, frame_dir: str, frames: Sequ
     if len(boxes) != len(frames):
         raise AnnotationError(
             f'{anno_file}: {len(boxes)} ground-truth lines but {len(frames)} frame files '
-            f'(*{_FRAME_SUFFIX}) in {frame_dir}{note}; they must match one to one')
+            f'(*{FRAME_SUFFIX}) in {frame_dir}{note}; they must match one to one')
 
 
 def _load_got10k(root: str, split: str, sequences: Optional[NameList]) -> List[EvalSequence]:
@@ -165,7 +154,7 @@ def _load_lasot(root: str, sequences: Optional[NameList]) -> List[EvalSequence]:
     for index in range(len(dataset)):
         name = dataset.sequence_name(index)
         frame_dir = os.path.dirname(dataset.frame_path(index, 0))
-        frames = _frame_files(frame_dir)
+        frames = list_frames(frame_dir, any_case=True)
         anno_file = _require(os.path.join(os.path.dirname(frame_dir), 'groundtruth.txt'),
                              'ground truth')
         info = dataset.sequence_info(index)
@@ -224,7 +213,7 @@ def _load_otb(root: str, sequences: Optional[NameList]) -> List[EvalSequence]:
     out = []
     for name, directory, anno_file in found:
         frame_dir = os.path.join(directory, 'img')
-        frames = _frame_files(frame_dir)
+        frames = list_frames(frame_dir, any_case=True)
         cut = OTB_FRAME_RANGES.get(os.path.basename(directory).lower())
         note = ''
         if cut is not None:
