@@ -11,13 +11,12 @@ import io
 import keyword
 import pathlib
 import re
-import subprocess
 import tokenize
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
+from lint_paths import PACKAGE_ROOT as ROOT, python_paths
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 AMERICAN = re.compile('center|color|normaliz', re.IGNORECASE)
 
 # Names other projects spell, allowed wherever they appear.
@@ -68,14 +67,12 @@ SKIPPED = (tokenize.NL, tokenize.COMMENT)
 
 
 def python_files() -> List[str]:
-    """Return the repository's Python files git knows, relative to the root."""
-    try:
-        listed = subprocess.run(
-            ['git', 'ls-files', '--cached', '--others', '--exclude-standard', '*.py'],
-            cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip('needs a git checkout')
-    return sorted(path for path in set(listed.splitlines()) if (ROOT / path).is_file())
+    """Return the Python files the linters cover (lint_paths), relative to the root."""
+    files = set()
+    for path in map(pathlib.Path, python_paths()):
+        files.update([path] if path.is_file() else path.rglob('*.py'))
+    return sorted(str(path.relative_to(ROOT)) for path in files
+                  if '__pycache__' not in path.parts)
 
 
 def american_names(source: str) -> Iterator[Tuple[int, str, str]]:
