@@ -39,6 +39,7 @@ from detrack_model.evaluation.runner import run_benchmark
 from detrack_model.evaluation.sequences import load_benchmark
 from detrack_model.export.bundle import read_bundle_config
 from detrack_model.shipped import default_model_path
+from detrack_model.tracking.tracker import TrackerConfig
 import numpy as np
 import torch
 
@@ -231,9 +232,9 @@ def page(measured: Dict[str, Tuple[Dict[str, Scores], Dict[str, float]]],
               f'than PyTorch eager here (ratio of medians, {latency["threads"]} threads each, '
               f'1-min load average {latency["load_average_1min"]:.1f}).']
     lines += ['', 'DETRack runs with its default lost state (reported from the first frame '
-              'scoring under 0.6). How it was chosen, each robustness switch on and off, recovery '
-              'after absences and false tracking during them: [robust-tracking.md]'
-              '(robust-tracking.md).']
+              f'scoring under {TrackerConfig().score_threshold:g}). How it was chosen, each '
+              'robustness switch on and off, recovery after absences and false tracking during '
+              'them: [robust-tracking.md](robust-tracking.md).']
     lines += ['', 'Regenerate: `make data`, then `python -m tools.make_tracking_docs` (the '
               'sequences are generated once under build/data/tracking_eval).', '']
     return '\n'.join(lines)
