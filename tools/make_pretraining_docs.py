@@ -152,8 +152,14 @@ def score(bundle: pathlib.Path, sequences, output: pathlib.Path, name: str) -> f
 
 def sequences_of(data: pathlib.Path, split: str, seed: int, count: int, frames: int,
                  pool: str):
-    """Return (generating once) the cross-source sequences of ``split``."""
-    if not (data / split / 'list.txt').is_file():
+    """
+    Return the first ``count`` cross-source sequences of ``split``, generating them once.
+
+    A split with fewer sequences is generated again with ``count``: sequence ``i`` depends only
+    on the seed and ``i``, so the ones already there come back unchanged.
+    """
+    listed = data / split / 'list.txt'
+    if not listed.is_file() or len(listed.read_text().split()) < count:
         generate_dataset(str(data), split, count, frames, size=(480, 360), seed=seed,
                          overwrite=True, pool=pool, workers=2)
     return load_benchmark('got10k', str(data), split=split)[:count]
