@@ -25,7 +25,7 @@ import platform
 import shutil
 import statistics
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from detrack_model.data.synthetic import generate_dataset
 from detrack_model.engine.checkpoints import checkpoint_dirs, latest_checkpoint
@@ -33,7 +33,7 @@ from detrack_model.engine.pretrain_recipe import pretrain_recipe_from_dict
 from detrack_model.engine.pretrainer import build_crops, collate_crops
 from detrack_model.evaluation import evaluate
 from detrack_model.evaluation.runner import run_benchmark
-from detrack_model.evaluation.sequences import load_benchmark
+from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
 from detrack_model.modeling.mae import MaskedAutoencoder
 from detrack_model.tracking import build_tracker, RuntimeConfig
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -151,7 +151,7 @@ def score(bundle: pathlib.Path, sequences, output: pathlib.Path, name: str) -> f
 
 
 def sequences_of(data: pathlib.Path, split: str, seed: int, count: int, frames: int,
-                 pool: str):
+                 pool: Optional[str]) -> List[EvalSequence]:
     """
     Return the first ``count`` cross-source sequences of ``split``, generating them once.
 
