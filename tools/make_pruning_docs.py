@@ -210,6 +210,20 @@ def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def further_recipe(recipe: Dict[str, Any]) -> Optional[str]:
+    """
+    Return the recipe file that trained a shipped bundle on from another shipped bundle.
+
+    None when the bundle was fine-tuned from a sliced child (the pruning pipeline's own stage).
+    """
+    if not str(recipe.get('init') or '').startswith('models/'):
+        return None
+    for path in sorted((ROOT / 'training').glob('*.yaml')):
+        if yaml.safe_load(path.read_text()).get('output') == recipe.get('output'):
+            return str(path.relative_to(ROOT))
+    return None
+
+
 def noise_note(rows: Dict[str, Dict[str, Any]]) -> List[str]:
     """Say how far apart rows with the same architecture landed: the latency noise floor."""
     pairs = [(name, name.replace('fine-tuned', 'sliced')) for name in rows
@@ -325,12 +339,20 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
     default = rows.get(SHIPPED_ROW)
     if default is not None and record:
         name = shipped.relative_to(ROOT) if shipped.is_relative_to(ROOT) else shipped
+        metadata = read_bundle_config(shipped)['metadata']
+        further = further_recipe(metadata['recipe'])
+        source = (f'runs/prune_tiny/finetune_{tag(record["budget"])}/model' if further is None
+                  else metadata['recipe']['output'] + '/model')
+        made = (f'the {record["budget"]:g} fine-tuned child' if further is None else
+                f'the {record["budget"]:g} fine-tuned child trained on for another '
+                f'{metadata["steps"]} steps by `{further}` (`detrack-prune finetune --config '
+                f'{further} --child {name}`, from the shipped default before it, the '
+                f'{record["budget"]:g} child fine-tuned by `{FINETUNE_RECIPE.relative_to(ROOT)}`)')
         lines += [
             '## The shipped default',
             '',
-            f'The default model `{name}` (row "{SHIPPED_ROW}") is the {record["budget"]:g} '
-            f'fine-tuned child (`python -m tools.ship_model runs/prune_tiny/finetune_'
-            f'{tag(record["budget"])}/model --output {name}`, half-precision weights): AO '
+            f'The default model `{name}` (row "{SHIPPED_ROW}") is {made} (`python -m '
+            f'tools.ship_model {source} --output {name}`, half-precision weights): AO '
             f'{default["ao"]:.3f} against {base["ao"]:.3f} unpruned, '
             f'{base["latency_onnxruntime"] / default["latency_onnxruntime"]:.2f}x lower '
             'tracker latency with onnxruntime, '
