@@ -37,6 +37,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 from tools.make_pretraining_docs import checkpoint_bundle, read_columns, sequences_of
+from tools.make_real_video_docs import sha256
 from tools.make_sizing_docs import VAL_SEED
 from tools.make_tracking_docs import EVAL_SEED, median_fps
 from tools.run_replication import planned_runs, PlannedRun
@@ -101,7 +102,7 @@ def load_results(path: pathlib.Path = RESULTS) -> Dict[str, Any]:
     """Return the kept scores ({'runs': {label: row}, 'depths': [...], 'pruning': [...]})."""
     kept = json.loads(path.read_text()) if path.is_file() else {}
     return {'runs': kept.get('runs', {}), 'depths': kept.get('depths', []),
-            'pruning': kept.get('pruning', [])}
+            'depths_model': kept.get('depths_model'), 'pruning': kept.get('pruning', [])}
 
 
 def base_budget(base: Dict[str, Any]) -> int:
@@ -387,10 +388,13 @@ def main() -> int:
             at_epoch_ends(row, int(base['data']['pairs_per_epoch'])))
     shipped = default_model_path()
     total = int(read_bundle_config(shipped)['model']['decoder']['layers'])
-    if args.rescore or len(kept['depths']) != total:
+    # The kept depth scores and the boxes behind them belong to one shipped file.
+    digest = sha256(shipped.with_suffix('.safetensors'))[:16]
+    if args.rescore or kept['depths_model'] != digest or len(kept['depths']) != total:
         kept['depths'] = [{'layers': layers, **score(shipped, test, args.work / 'depth',
-                                                     f'shipped-L{layers}', layers)}
+                                                     f'shipped-{digest}-L{layers}', layers)}
                           for layers in range(1, total + 1)]
+        kept['depths_model'] = digest
     if not args.no_pruning:
         for budget_, mode in PRUNE_CASES:
             bundle = prune_case(budget_, mode, ROOT / 'runs' / 'prune_tiny')

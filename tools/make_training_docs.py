@@ -1,9 +1,12 @@
 """
-Write docs/training.md: the default model's training run and the training benchmarks.
+Write docs/training.md: how the shipped default was trained, and the training benchmarks.
 
-Reads the run directory of the default model's recipe, training/synthetic_cpu_pool.yaml (its
-metrics.csv and the bundle's metadata), plots its curves to docs/default-model-training.png,
-then times the data pipeline (tools/bench_data_pipeline.py) and training steps
+The default is made in stages (the unpruned parent, sparsity training, the pruned child's
+fine-tune, then training it on); each stage's bundle records its steps, recipe and wall time,
+which the page's table reads. The learning curves come from the run directories
+(``metrics.csv``) where they are on this machine: the parent's, training/synthetic_cpu_pool.yaml
+(``--run``), and the last stage's, training/prune_tiny_finetune_long.yaml (``--last-run``). Then
+it times the data pipeline (tools/bench_data_pipeline.py) and training steps
 (tools/bench_training_step.py) on this machine. Run it when nothing else loads the CPU.
 
     python -m tools.make_training_docs [--run runs/synthetic_cpu_pool]
@@ -16,12 +19,23 @@ import pathlib
 import platform
 import subprocess
 import sys
+from typing import Any, Dict, List, Optional
 
-from detrack_model.export.bundle import read_bundle_config
+from detrack_model.export.bundle import bundle_paths, read_bundle_config
+from detrack_model.shipped import default_model_path
 from tools import bench_training_step
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# The stages that make the shipped default: (what, the recipe, the bundle it wrote).
+STAGES = (('unpruned parent (`models/detrack_tiny_pool`)', 'training/synthetic_cpu_pool.yaml',
+           ROOT / 'models' / 'detrack_tiny_pool'),
+          ('sparsity training (masks on every layer)', 'training/prune_tiny_sparsity.yaml',
+           ROOT / 'runs' / 'prune_tiny' / 'sparsity' / 'model'),
+          ('the budget-0.25 child, fine-tuned', 'training/prune_tiny_finetune.yaml',
+           ROOT / 'runs' / 'prune_tiny' / 'finetune_b0250' / 'model'),
+          ('trained on: the shipped default', 'training/prune_tiny_finetune_long.yaml',
+           default_model_path()))
 
 
 def run_summary(run: pathlib.Path) -> dict:
@@ -31,35 +45,92 @@ def run_summary(run: pathlib.Path) -> dict:
     validation = [(int(r['step']), float(r['val_mean_iou'])) for r in rows
                   if r.get('val_mean_iou')]
     trained = [r for r in rows if r.get('loss')]
-    document = read_bundle_config(run / 'model')
-    recipe = document['metadata']['recipe']
-    steps = int(document['metadata']['steps'])
-    pairs = steps * recipe['optim']['batch_size']
+    summary = bundle_summary(run / 'model')
     rate = float(trained[-1]['pairs_per_s'])
     # Runs record their wall time; for older ones the training loop's own rate gives it.
-    wall = document['metadata'].get('wall_time_s', pairs / rate)
-    return {'validation': validation, 'steps': steps, 'pairs': pairs, 'rate': rate,
-            'wall_s': float(wall), 'recipe': recipe}
+    wall = summary['wall_s'] or summary['pairs'] / rate
+    return {**summary, 'validation': validation, 'rate': rate, 'wall_s': float(wall)}
+
+
+def bundle_summary(bundle: pathlib.Path) -> Dict[str, Any]:
+    """Return the steps, pairs, wall time (0: not recorded) and recipe a bundle records."""
+    metadata = read_bundle_config(bundle)['metadata']
+    recipe = metadata['recipe']
+    steps = int(metadata['steps'])
+    return {'steps': steps, 'pairs': steps * recipe['optim']['batch_size'],
+            'wall_s': float(metadata.get('wall_time_s') or 0.0), 'recipe': recipe}
+
+
+def stage_table() -> List[str]:
+    """Return the table of the default's stages, from the bundles that are on this machine."""
+    lines = ['| stage | recipe | steps | pairs | wall time (min) |', '|:--|:--|--:|--:|--:|']
+    total, missing = 0.0, []
+    for what, recipe, bundle in STAGES:
+        if not bundle_paths(bundle)[1].is_file():
+            missing.append(what)
+            continue
+        summary = bundle_summary(bundle)
+        total += summary['wall_s']
+        lines.append(f'| {what} | `{recipe}` | {summary["steps"]} | {summary["pairs"]} | '
+                     f'{summary["wall_s"] / 60:.1f} |')
+    lines.append(f'| **all stages** | | | | **{total / 60:.1f}** |')
+    if missing:
+        lines += ['', 'Not on this machine (their bundles are made by `detrack-prune`, see '
+                  '[pruning.md](pruning.md)), so not in the total: ' + '; '.join(missing) + '.']
+    return lines
+
+
+def curve_lines(summary: Optional[dict], name: str, recipe: str) -> List[str]:
+    """Return the bullet lines of one run's wall time and validation curve."""
+    if summary is None:
+        return [f'- The run directory of `{recipe}` is not on this machine, so its learning '
+                f"curve is not shown; the command in the recipe's first lines makes it again."]
+    lines = [f'- {name}: {summary["steps"]} steps, {summary["pairs"]} template/search pairs, '
+             f'{summary["wall_s"] / 60:.1f} min on this machine ({summary["rate"]:.1f} pairs/s '
+             'at the end, data loading included).']
+    if summary['validation']:
+        step, iou = summary['validation'][-1]
+        batch = summary['recipe']['optim']['batch_size']
+        lines.append(f'- Mean IoU of single template/search pairs on the cross-source '
+                     f'validation split ({summary["recipe"]["data"]["val_pairs"]} pairs, search '
+                     f'crops jittered as in training): **{iou:.3f}** after step {step} '
+                     f'({step * batch} pairs).')
+        lines.append('- Learning curve, validation mean IoU against pairs seen: ' + ', '.join(
+            f'{v:.3f} ({s * batch // 1000}k)' for s, v in summary['validation']) + '.')
+    return lines
+
+
+def plot(run: pathlib.Path, path: pathlib.Path) -> None:
+    """Plot a run's curves with tools/plot_training.py."""
+    subprocess.run([sys.executable, '-m', 'tools.plot_training', str(run), '--output',
+                    str(path)], check=True, cwd=ROOT)
 
 
 def main() -> int:
     """Gather everything and write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument('--run', type=pathlib.Path, default=ROOT / 'runs' / 'synthetic_cpu_pool')
-    parser.add_argument('--recipe', default='training/synthetic_cpu_pool.yaml',
-                        help='the recipe the run was trained with (named on the page)')
+    parser.add_argument('--run', type=pathlib.Path, default=ROOT / 'runs' / 'synthetic_cpu_pool',
+                        help="the unpruned parent's run directory")
+    parser.add_argument('--last-run', type=pathlib.Path, default=ROOT / 'runs' / 'finetune_long',
+                        help="the last stage's run directory")
     parser.add_argument('--output', type=pathlib.Path, default=ROOT / 'docs' / 'training.md')
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    summary = run_summary(args.run)
-    curve = args.output.parent / 'default-model-training.png'
-    subprocess.run([sys.executable, '-m', 'tools.plot_training', str(args.run),
-                    '--output', str(curve)], check=True, cwd=ROOT)
+    parent = run_summary(args.run) if (args.run / 'metrics.csv').is_file() else None
+    last = run_summary(args.last_run) if (args.last_run / 'metrics.csv').is_file() else None
+    parent_curve = args.output.parent / 'default-model-training.png'
+    last_curve = args.output.parent / 'default-model-last-stage.png'
+    if parent is not None:
+        plot(args.run, parent_curve)
+    if last is not None:
+        plot(args.last_run, last_curve)
     pipeline = subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench_data_pipeline.py'),
                                '--workers', '0', '1', '2'], check=True, capture_output=True,
                               text=True, cwd=ROOT).stdout
     steps = bench_training_step.run(batch=8, steps=5)
+    default = default_model_path()
+    name = default.relative_to(ROOT) if default.is_relative_to(ROOT) else default
 
     lines = [
         '# Training',
@@ -70,29 +141,29 @@ def main() -> int:
         '',
         '## The shipped default model',
         '',
-        f'Recipe `{args.recipe}`: {summary["steps"]} steps, '
-        f'{summary["pairs"]} template/search pairs, trained from scratch on synthetic '
-        "sequences made from the image pool's `train` part (`make data`). The validation "
-        "pairs come from the pool's `val` part: objects and backgrounds from files and "
-        'packages that training never sees (cross-source), another seed. Why this '
-        'architecture, and what the wide pool gains over the 9 scikit-image photographs at '
-        'an equal budget: [model-sizing.md](model-sizing.md).',
+        f'`{name}` is made in stages on a 2-core CPU, each trained on synthetic sequences made '
+        "from the image pool's `train` part (`make data`); the validation pairs come from the "
+        "pool's `val` part: objects and backgrounds from files and packages that training never "
+        'sees (cross-source), another seed. Why this architecture, and what the wide pool '
+        'gains over the 9 scikit-image photographs at an equal budget: '
+        '[model-sizing.md](model-sizing.md); the pruning stages: [pruning.md](pruning.md). '
+        'Wall times as each bundle recorded them (slicing takes seconds; generating the '
+        'sequences once, about 4 minutes per 1,600, is not included):',
         '',
+        *stage_table(),
+        '',
+        '### The unpruned parent, from scratch',
+        '',
+        *curve_lines(parent, 'Training', 'training/synthetic_cpu_pool.yaml'),
     ]
-    if summary['wall_s']:
-        lines.append(f'- Training wall time on this machine: {summary["wall_s"] / 60:.1f} min '
-                     f'({summary["rate"]:.1f} pairs/s at the end, data loading included).')
-    if summary['validation']:
-        step, iou = summary['validation'][-1]
-        batch = summary['recipe']['optim']['batch_size']
-        lines.append(f'- Mean IoU of single template/search pairs on the cross-source '
-                     f'validation split ({summary["recipe"]["data"]["val_pairs"]} pairs, search '
-                     f'crops jittered as in training): **{iou:.3f}** after step {step} '
-                     f'({step * batch} pairs).')
-        lines.append('- Learning curve, validation mean IoU against pairs seen: ' + ', '.join(
-            f'{v:.3f} ({s * batch // 1000}k)' for s, v in summary['validation']) + '.')
-    lines += ['', f'![training curves]({curve.name})', '',
-              '## Data pipeline throughput', '',
+    if parent is not None:
+        lines += ['', f'![training curves]({parent_curve.name})']
+    lines += ['', '### The last stage: the pruned child trained on', '',
+              *curve_lines(last, 'Training on twice the generated sequences (the 1,600 of the '
+                           'parent and 1,600 more)', 'training/prune_tiny_finetune_long.yaml')]
+    if last is not None:
+        lines += ['', f'![last stage curves]({last_curve.name})']
+    lines += ['', '## Data pipeline throughput', '',
               'From `tools/bench_data_pipeline.py` (GOT-10k layout, 640x480 JPEG frames):', '',
               '```', pipeline.strip(), '```', '',
               '## Training step time', '',
