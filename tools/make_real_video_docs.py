@@ -397,9 +397,10 @@ def describe_model(model: pathlib.Path) -> str:
     kinds = sorted({str(entry.get('type', '?')) for entry in train})
     pruning = metadata.get('pruning')
     if pruning:
-        # A pruned child's own steps are its fine-tuning, after its parent's training.
+        # A pruned child's own steps are its last training stage, after its parent's training
+        # (docs/training.md lists every stage).
         parts.append(f'pruned to budget {pruning.get("budget")} ({pruning.get("mode")}) and '
-                     f'fine-tuned for {metadata.get("steps", "?")} steps')
+                     f'fine-tuned, {metadata.get("steps", "?")} steps in its last stage')
     elif kinds:
         parts.append(f'trained on {", ".join(kinds)} data for {metadata.get("steps", "?")} '
                      'steps')

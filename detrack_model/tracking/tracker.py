@@ -83,7 +83,7 @@ class TrackerConfig:
     score_threshold: float = 0.6
     lost_patience: int = 1
     # Misses in a row before the state freezes and the search widens (0: lost_patience).
-    search_patience: int = 3
+    search_patience: int = 1
     # Frames after the start whose mean score is the target's reference (0: off), and the
     # fraction of it under which a frame counts as a miss (see the module docstring).
     reference_frames: int = 0
@@ -92,14 +92,14 @@ class TrackerConfig:
     # Pixels of the box kept inside the frame (OSTrack's clip_box margin).
     clip_margin: float = 10.0
     min_size: float = 2.0
-    size_rate: float = 1.0
-    max_scale_step: float = math.inf
+    size_rate: float = 0.5
+    max_scale_step: float = 1.2
     motion: bool = False
     # Weight of the newest displacement in the velocity average, and its decay per frame
     # while the target is not confidently seen.
     motion_rate: float = 0.5
     motion_decay: float = 0.8
-    redetect: bool = False
+    redetect: bool = True
     redetect_after: int = 5
     redetect_tiles: int = 2
     redetect_threshold: float = 0.5
