@@ -17,6 +17,7 @@ fine-tuning) and after fine-tuning. The test split stays reserved for docs/track
 
 import argparse
 import datetime
+import hashlib
 import os
 import pathlib
 import platform
@@ -32,7 +33,7 @@ from detrack_model.engine.recipe import recipe_from_dict
 from detrack_model.evaluation import evaluate, Scores
 from detrack_model.evaluation.runner import run_benchmark
 from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
-from detrack_model.export.bundle import load_bundle, read_bundle_config
+from detrack_model.export.bundle import bundle_paths, load_bundle, read_bundle_config
 from detrack_model.export.onnx import export_onnx
 from detrack_model.modeling.head_layout import uniform_head_widths
 from detrack_model.profiling import count_macs, count_parameters, measure_latency
@@ -41,6 +42,7 @@ from detrack_model.tracking import build_tracker, RuntimeConfig, Tracker
 from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from tools.make_real_video_docs import sha256
 from tools.make_sizing_docs import VAL_SEED
 import torch
 import yaml
@@ -343,11 +345,12 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
         further = further_recipe(metadata['recipe'])
         source = (f'runs/prune_tiny/finetune_{tag(record["budget"])}/model' if further is None
                   else metadata['recipe']['output'] + '/model')
+        child = f'runs/prune_tiny/finetune_{tag(record["budget"])}/model'
         made = (f'the {record["budget"]:g} fine-tuned child' if further is None else
                 f'the {record["budget"]:g} fine-tuned child trained on for another '
                 f'{metadata["steps"]} steps by `{further}` (`detrack-prune finetune --config '
-                f'{further} --child {name}`, from the shipped default before it, the '
-                f'{record["budget"]:g} child fine-tuned by `{FINETUNE_RECIPE.relative_to(ROOT)}`)')
+                f'{further} --child {child}`; it started from the half-precision copy of that '
+                'child shipped before it)')
         lines += [
             '## The shipped default',
             '',
@@ -360,6 +363,13 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
             f'{default["params"] / 1e6:.2f} M parameters.',
             '',
         ]
+        if further is not None:
+            lines += [f'Against the "{record["budget"]:g} fine-tuned" row (the same network '
+                      f'before its last stage) the shipped default has trained '
+                      f'{metadata["steps"]} steps more, on twice the generated sequences: the '
+                      'gap between the two rows is what that longer training gives. The '
+                      'unpruned network has not been trained as long, so the shipped default '
+                      'scoring above it says nothing about pruning.', '']
         within = [n for n, row in rows.items()
                   if n.endswith('fine-tuned') and row['ao'] >= 0.99 * base['ao']]
         if within:
@@ -424,8 +434,10 @@ def main() -> int:
     for name, path in models.items():
         tracker = build_tracker(path, RuntimeConfig(device='cpu', backend='onnxruntime'))
         print(f'{name} ...', flush=True)
+        # Boxes kept from an interrupted run are reused only for the same weights and settings.
+        key = hashlib.sha256((sha256(bundle_paths(path)[0]) + repr(tracker.config)).encode())
         results = run_benchmark(lambda: tracker, sequences, str(work / 'results'),
-                                name.replace(' ', '_'), resume=True)
+                                f'{name.replace(" ", "_")}-{key.hexdigest()[:12]}', resume=True)
         scores: Scores = evaluate(results, 'got10k')
         rows[name].update(ao=scores.ao, sr50=scores.sr50)
     exact_heads_ms = None
