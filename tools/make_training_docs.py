@@ -158,6 +158,9 @@ def main() -> int:
     ]
     if parent is not None:
         lines += ['', f'![training curves]({parent_curve.name})']
+    elif parent_curve.is_file():
+        lines += ['', f'Its curves as this script plotted them while the run directory was here: '
+                  f'![training curves]({parent_curve.name})']
     lines += ['', '### The last stage: the pruned child trained on', '',
               *curve_lines(last, 'Training on twice the generated sequences (the 1,600 of the '
                            'parent and 1,600 more)', 'training/prune_tiny_finetune_long.yaml')]
