@@ -10,6 +10,7 @@ change that is meant to alter the outputs.
 
 import copy
 import json
+import math
 import pathlib
 from typing import List, Tuple
 
@@ -18,7 +19,7 @@ from detrack_model.export import load_bundle, save_bundle
 from detrack_model.modeling import create_model
 from detrack_model.modeling.head_layout import uniform_head_widths
 from detrack_model.shipped import DEFAULT_MODEL_NAME
-from detrack_model.tracking import build_tracker, RuntimeConfig
+from detrack_model.tracking import build_tracker, RuntimeConfig, TrackerConfig
 import numpy as np
 import pytest
 import torch
@@ -75,7 +76,11 @@ def sequence_frames() -> List[Frame]:
 
 def track(model: pathlib.Path, frames: List[Frame]) -> np.ndarray:
     """Return x, y, w, h and score of every frame after the first, one row each."""
-    tracker = build_tracker(model, RuntimeConfig(device='cpu', backend='torch'))
+    # The network's boxes as they are: no lost state, damping or re-detection, whose defaults
+    # are tracking policy, not what this file pins.
+    tracker = build_tracker(model, RuntimeConfig(device='cpu', backend='torch'),
+                            TrackerConfig(score_threshold=0.0, size_rate=1.0,
+                                          max_scale_step=math.inf, redetect=False))
     tracker.initialize(*frames[0])
     rows = []
     for image, _ in frames[1:]:
