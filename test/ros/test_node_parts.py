@@ -120,8 +120,12 @@ def test_the_host_loads_the_default_model_and_refuses_a_depth_it_lacks(host):
 
 def test_a_released_host_keeps_its_target_and_reloads_the_asked_depth(host):
     lock = threading.Lock()
+    # A checkered target on a dim noisy background: the model follows it, so the checks below
+    # see the kept target and not a search for a lost one.
     rng = np.random.default_rng(0)
-    frame = rng.integers(0, 255, (240, 320, 3), np.uint8)
+    frame = rng.integers(40, 90, (240, 320, 3), np.uint8)
+    rows, cols = np.mgrid[0:40, 0:50]
+    frame[80:120, 100:150] = (255 * (((rows // 8) + (cols // 8)) % 2))[..., None]
     host.tracker.initialize(frame, (100.0, 80.0, 50.0, 40.0))
     before = host.tracker.track(frame)
     host.release(lock)

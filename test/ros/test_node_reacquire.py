@@ -8,6 +8,7 @@ re-acquisition in ``/diagnostics``; without, it stays lost.
 
 import cv2
 from detrack_model.evaluation.metrics import rect_iou
+from detrack_model.tracking import TrackerConfig
 from node_harness import (encode_image, fresh_diagnostics, NodeHarness, set_parameters,
                           wait_until)
 import numpy as np
@@ -64,8 +65,12 @@ def run(harness: NodeHarness, frames):
 @pytest.mark.parametrize('redetect', [True, False])
 def test_the_node_reacquires_a_target_that_comes_back(node, redetect):
     frames = scene()
-    (result,) = set_parameters(node, redetect=redetect)
-    assert result.successful, result.reason
+    # The shipped lost state, not the harness's lenient one: on this background a low
+    # threshold keeps following texture that scores about 0.2 to 0.3.
+    defaults = TrackerConfig()
+    results = set_parameters(node, redetect=redetect, score_threshold=defaults.score_threshold,
+                             lost_patience=defaults.lost_patience)
+    assert all(r.successful for r in results), [r.reason for r in results]
     before = int(fresh_diagnostics(node)['reacquisitions'])
     target, answers = run(node, frames)
     back = PATH.index((480, 330))
