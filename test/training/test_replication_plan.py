@@ -44,8 +44,8 @@ def test_side_by_side_runs_take_their_share_of_threads():
 def test_kept_scores_load_and_the_budget_is_the_base_recipes(tmp_path):
     """No results file: nothing kept; a kept file round-trips; the budget is epochs x pairs."""
     from tools.make_replication_docs import base_budget, load_results
-    assert load_results(tmp_path / 'none.json') == {'runs': {}, 'depths': [],
-                                                     'depths_model': None, 'pruning': []}
+    empty = {'runs': {}, 'depths': [], 'depths_model': None, 'pruning': []}
+    assert load_results(tmp_path / 'none.json') == empty
     path = tmp_path / 'kept.json'
     path.write_text('{"runs": {"full_s7": {"pairs": 10}}}')
     assert load_results(path)['runs'] == {'full_s7': {'pairs': 10}}
