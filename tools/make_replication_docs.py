@@ -18,7 +18,9 @@ base.yaml's is left out and named.
 
 import argparse
 import datetime
+import hashlib
 import json
+import math
 import os
 import pathlib
 import platform
@@ -57,18 +59,22 @@ PRUNE_CASES: Tuple[Tuple[float, str], ...] = ((0.1, 'global'), (0.1, 'layerwise'
                                               (0.01, 'global'), (0.01, 'layerwise'))
 
 
+# The network's boxes as they are, whatever the tracker's defaults: no lost state, no damping
+# of size changes, no re-detection (the settings every kept score was measured with).
+SCORING = TrackerConfig(score_threshold=0.0, size_rate=1.0, max_scale_step=math.inf,
+                        redetect=False)
+
+
 def score(bundle: pathlib.Path, sequences, output: pathlib.Path, name: str,
           layers: Optional[int] = None) -> Dict[str, float]:
     """
     Return AO, SR0.5, SR0.75 and median ms of a bundle (onnxruntime, 2 threads).
 
-    Without a lost state (score threshold 0): the heads and losses compared here give scores
-    of different scales, so one threshold would measure their calibration, not where they put
-    the box.
+    With SCORING: the heads and losses compared here give scores of different scales, so one
+    threshold would measure their calibration, not where they put the box.
     """
     tracker = build_tracker(bundle, RuntimeConfig(device='cpu', backend='onnxruntime',
-                                                  threads=2, decoder_layers=layers),
-                            TrackerConfig(score_threshold=0.0))
+                                                  threads=2, decoder_layers=layers), SCORING)
     results = run_benchmark(lambda: tracker, sequences, str(output), name, resume=True)
     scores = evaluate(results, 'got10k')
     return {'ao': scores.ao, 'sr50': scores.sr50, 'sr75': scores.sr75,
@@ -246,8 +252,9 @@ def page(groups: Dict[str, List[Dict[str, Any]]], depths: List[Dict[str, Any]],
         '(README, Training). Curves: AO on 30 cross-source validation sequences of 80 '
         f'frames (seed {VAL_SEED}) at every epoch. Tables: the final model on 30 cross-source '
         f'test sequences of 100 frames (seed {EVAL_SEED}, the set of docs/tracking.md). '
-        'Tracking runs without a lost state (score threshold 0), so every number compares '
-        'where the networks put the box, not how their scores are calibrated. '
+        'Tracking runs without a lost state (score threshold 0), box damping or re-detection, '
+        'so every number compares where the networks put the box, not how their scores are '
+        'calibrated. '
         f'Wall time per run: {setup["wall"]:.0f} min on this machine '
         f'({threads_text(setup["threads"])}). The paper trains ViT-B '
         'from a CAE checkpoint on GOT-10k for 20 to 300 epochs; the same experiments at that '
@@ -389,7 +396,8 @@ def main() -> int:
     shipped = default_model_path()
     total = int(read_bundle_config(shipped)['model']['decoder']['layers'])
     # The kept depth scores and the boxes behind them belong to one shipped file.
-    digest = sha256(shipped.with_suffix('.safetensors'))[:16]
+    digest = hashlib.sha256((sha256(shipped.with_suffix('.safetensors'))
+                             + repr(SCORING)).encode()).hexdigest()[:16]
     if args.rescore or kept['depths_model'] != digest or len(kept['depths']) != total:
         kept['depths'] = [{'layers': layers, **score(shipped, test, args.work / 'depth',
                                                      f'shipped-{digest}-L{layers}', layers)}
