@@ -32,8 +32,9 @@ from detrack_model.engine.checkpoints import checkpoint_dirs, latest_checkpoint
 from detrack_model.engine.pretrain_recipe import pretrain_recipe_from_dict
 from detrack_model.engine.pretrainer import build_crops, collate_crops
 from detrack_model.evaluation import evaluate
-from detrack_model.evaluation.runner import run_benchmark
+from detrack_model.evaluation.runner import results_tag, run_benchmark
 from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
+from detrack_model.export.bundle import bundle_paths
 from detrack_model.modeling.mae import MaskedAutoencoder
 from detrack_model.tracking import build_tracker, RuntimeConfig
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -146,7 +147,9 @@ def score(bundle: pathlib.Path, sequences, output: pathlib.Path, name: str) -> f
     """Return the AO of a bundle on ``sequences`` (onnxruntime, 2 threads)."""
     tracker = build_tracker(bundle, RuntimeConfig(device='cpu', backend='onnxruntime',
                                                   threads=2))
-    results = run_benchmark(lambda: tracker, sequences, str(output), name, resume=True)
+    stamp = results_tag(bundle_paths(bundle)[0], tracker.config)
+    results = run_benchmark(lambda: tracker, sequences, str(output), f'{name}-{stamp}',
+                            resume=True)
     return evaluate(results, 'got10k').ao
 
 

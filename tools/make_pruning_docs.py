@@ -17,7 +17,6 @@ fine-tuning) and after fine-tuning. The test split stays reserved for docs/track
 
 import argparse
 import datetime
-import hashlib
 import os
 import pathlib
 import platform
@@ -31,7 +30,7 @@ from detrack_model.data.sequences import read_rgb
 from detrack_model.data.synthetic import generate_dataset
 from detrack_model.engine.recipe import recipe_from_dict
 from detrack_model.evaluation import evaluate, Scores
-from detrack_model.evaluation.runner import run_benchmark
+from detrack_model.evaluation.runner import results_tag, run_benchmark
 from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
 from detrack_model.export.bundle import bundle_paths, load_bundle, read_bundle_config
 from detrack_model.export.onnx import export_onnx
@@ -42,7 +41,6 @@ from detrack_model.tracking import build_tracker, RuntimeConfig, Tracker
 from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from tools.make_real_video_docs import sha256
 from tools.make_sizing_docs import VAL_SEED
 import torch
 import yaml
@@ -343,9 +341,8 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
         name = shipped.relative_to(ROOT) if shipped.is_relative_to(ROOT) else shipped
         metadata = read_bundle_config(shipped)['metadata']
         further = further_recipe(metadata['recipe'])
-        source = (f'runs/prune_tiny/finetune_{tag(record["budget"])}/model' if further is None
-                  else metadata['recipe']['output'] + '/model')
         child = f'runs/prune_tiny/finetune_{tag(record["budget"])}/model'
+        source = child if further is None else metadata['recipe']['output'] + '/model'
         made = (f'the {record["budget"]:g} fine-tuned child' if further is None else
                 f'the {record["budget"]:g} fine-tuned child trained on for another '
                 f'{metadata["steps"]} steps by `{further}` (`detrack-prune finetune --config '
@@ -434,10 +431,9 @@ def main() -> int:
     for name, path in models.items():
         tracker = build_tracker(path, RuntimeConfig(device='cpu', backend='onnxruntime'))
         print(f'{name} ...', flush=True)
-        # Boxes kept from an interrupted run are reused only for the same weights and settings.
-        key = hashlib.sha256((sha256(bundle_paths(path)[0]) + repr(tracker.config)).encode())
+        stamp = results_tag(bundle_paths(path)[0], tracker.config)
         results = run_benchmark(lambda: tracker, sequences, str(work / 'results'),
-                                f'{name.replace(" ", "_")}-{key.hexdigest()[:12]}', resume=True)
+                                f'{name.replace(" ", "_")}-{stamp}', resume=True)
         scores: Scores = evaluate(results, 'got10k')
         rows[name].update(ao=scores.ao, sr50=scores.sr50)
     exact_heads_ms = None

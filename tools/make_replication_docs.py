@@ -18,7 +18,6 @@ base.yaml's is left out and named.
 
 import argparse
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from detrack_model.evaluation import evaluate
-from detrack_model.evaluation.runner import run_benchmark
+from detrack_model.evaluation.runner import results_tag, run_benchmark
 from detrack_model.export.bundle import read_bundle_config
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking import build_tracker, RuntimeConfig, TrackerConfig
@@ -39,7 +38,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 from tools.make_pretraining_docs import checkpoint_bundle, read_columns, sequences_of
-from tools.make_real_video_docs import sha256
 from tools.make_sizing_docs import VAL_SEED
 from tools.make_tracking_docs import EVAL_SEED, median_fps
 from tools.run_replication import planned_runs, PlannedRun
@@ -396,8 +394,7 @@ def main() -> int:
     shipped = default_model_path()
     total = int(read_bundle_config(shipped)['model']['decoder']['layers'])
     # The kept depth scores and the boxes behind them belong to one shipped file.
-    digest = hashlib.sha256((sha256(shipped.with_suffix('.safetensors'))
-                             + repr(SCORING)).encode()).hexdigest()[:16]
+    digest = results_tag(shipped.with_suffix('.safetensors'), SCORING)
     if args.rescore or kept['depths_model'] != digest or len(kept['depths']) != total:
         kept['depths'] = [{'layers': layers, **score(shipped, test, args.work / 'depth',
                                                      f'shipped-{digest}-L{layers}', layers)}

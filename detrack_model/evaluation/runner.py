@@ -8,10 +8,11 @@ sequences, writing each sequence's result files (:mod:`detrack_model.evaluation.
 soon as it finishes, so a killed run resumes where it stopped.
 """
 
+import hashlib
 import os
 import sys
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import warnings
 
 from detrack_model.data.sequences import read_rgb, valid_boxes
@@ -88,6 +89,19 @@ def run_sequence(tracker: Any, sequence: EvalSequence, visualize: bool = False
     return SequenceResult(name=sequence.name, boxes=boxes, anno=sequence.anno,
                           visible=sequence.visible, times=times, image_size=image_size,
                           lost=lost)
+
+
+def results_tag(weights: Union[str, os.PathLike], settings: Any) -> str:
+    """
+    Return 12 hex digits that name a weights file's bytes and tracker settings (their repr).
+
+    A results directory named with it is reused by ``run_benchmark(..., resume=True)`` only for
+    the same network and settings: boxes of an older model or of other defaults never come back.
+    """
+    with open(weights, 'rb') as handle:
+        digest = hashlib.file_digest(handle, 'sha256')
+    digest.update(repr(settings).encode('utf-8'))
+    return digest.hexdigest()[:12]
 
 
 def run_benchmark(tracker_factory: TrackerFactory, sequences: Sequence[EvalSequence],

@@ -11,8 +11,9 @@ from detrack_model.data.synthetic import generate_dataset
 from detrack_model.evaluation import peers
 from detrack_model.evaluation.results import (read_sequence_result, result_files,
                                               write_sequence_result)
-from detrack_model.evaluation.runner import run_benchmark, run_sequence
+from detrack_model.evaluation.runner import results_tag, run_benchmark, run_sequence
 from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
+from detrack_model.tracking import TrackerConfig
 import numpy as np
 import pytest
 
@@ -437,3 +438,13 @@ def test_bad_first_box_and_bad_frame(tmp_path, frames):
     sequence = EvalSequence('corrupt', paths, boxes[:3], np.ones(3, bool))
     with pytest.raises(FrameError, match='corrupt.jpg'):
         run_sequence(_Drift(), sequence)
+
+
+def test_results_tag_names_the_weights_and_the_settings(tmp_path):
+    first, second = tmp_path / 'a.safetensors', tmp_path / 'b.safetensors'
+    first.write_bytes(b'weights one')
+    second.write_bytes(b'weights two')
+    tag = results_tag(first, TrackerConfig())
+    assert len(tag) == 12 and tag == results_tag(first, TrackerConfig())
+    assert tag != results_tag(second, TrackerConfig())
+    assert tag != results_tag(first, TrackerConfig(redetect=False))
