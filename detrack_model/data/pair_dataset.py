@@ -34,7 +34,9 @@ class TrackingPairDataset(torch.utils.data.Dataset):
     ``pairs_per_epoch`` template/search pairs drawn from ``datasets`` mixed by ``ratios``.
 
     Items are dicts: ``template`` (3,T,T) and ``search`` (3,S,S) float32, ``template_box`` and
-    ``search_box`` (4,) normalised cx, cy, w, h, the provenance ``dataset``, ``sequence``,
+    ``search_box`` (4,) normalised cx, cy, w, h, ``present`` (False for the
+    ``absent_fraction`` of pairs whose search crop is moved off the target, drawn per pair from
+    its own random stream; their search box is zeros), the provenance ``dataset``, ``sequence``,
     ``template_frame``, ``search_frame``, ``attempt``, and ``skipped`` (total redraws) with
     ``skips`` (redraws per reason in :data:`SKIP_REASONS`). Call :meth:`set_epoch` before
     each epoch (every DataLoader worker gets its own copy, so do it before iterating).
@@ -43,7 +45,11 @@ class TrackingPairDataset(torch.utils.data.Dataset):
     def __init__(self, datasets: Sequence[TrackingDataset],
                  ratios: Optional[Sequence[float]] = None, pairs_per_epoch: int = 60000,
                  processing: Optional[PairProcessing] = None, max_gap: int = 200,
-                 seed: int = 0, max_attempts: int = 100, log_interval_s: float = 60.0) -> None:
+                 seed: int = 0, max_attempts: int = 100, log_interval_s: float = 60.0,
+                 absent_fraction: float = 0.0) -> None:
+        if not 0.0 <= absent_fraction < 1.0:
+            raise ValueError(f'absent_fraction must be in [0, 1), got {absent_fraction}')
+        self.absent_fraction = float(absent_fraction)
         self.sampler = PairSampler(datasets, ratios, pairs_per_epoch, max_gap=max_gap, seed=seed)
         self.datasets = self.sampler.datasets
         self.processing = processing if processing is not None else PairProcessing()
@@ -105,8 +111,11 @@ class TrackingPairDataset(torch.utils.data.Dataset):
             self._skip(skips, 'frame_error', str(error))
             return None
         rng = self.sampler.rng(self.epoch, index, attempt, stream=1)
+        present = (self.absent_fraction == 0.0 or self.sampler.rng(
+            self.epoch, index, attempt, stream=2).random() >= self.absent_fraction)
         try:
-            out = self.processing(template_img, template_box, search_img, search_box, rng)
+            out = self.processing(template_img, template_box, search_img, search_box, rng,
+                                  present)
         except ValueError as error:
             # check_box passed, so the jittered crop itself failed: still the data's fault.
             self._skip(skips, 'invalid_box', f'{where}: {error}')

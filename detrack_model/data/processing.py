@@ -3,7 +3,8 @@ Training crops and augmentation for a template/search pair (OSTrack conventions)
 
 The search region is jittered (centre and scale) so the target is not always in the middle;
 grayscale and horizontal flip are decided once per pair, brightness once per crop. Augmentation
-runs on the small crops, never on the full frames.
+runs on the small crops, never on the full frames. A target-absent pair moves the search
+region off the target, so the score head learns what "not there" looks like.
 """
 
 import math
@@ -57,6 +58,37 @@ def normalise_image(crop: np.ndarray, brightness: float = 1.0,
     return torch.from_numpy(out)
 
 
+def off_target_region(transform: CropTransform, box: np.ndarray, image_hw: Tuple[int, int],
+                      rng: np.random.Generator) -> CropTransform:
+    """
+    Move a square search region beside ``box`` so that it shares no pixel with it.
+
+    The side it moves to is drawn in proportion to the room the image has there (a region
+    over image content, not over padding, is the frame a tracker sees when its target is
+    hidden or gone); the gap to the box is up to half the region's side and the offset along
+    the box's edge up to half a side either way.
+    """
+    side = transform.size / transform.scale
+    x, y, w, h = (float(v) for v in box)
+    height, width = image_hw
+    # Room right, left, below, above the box; a little for each so every side stays possible.
+    room = np.maximum([width - (x + w), x, height - (y + h), y], 0.0) + 1.0
+    way = int(rng.choice(4, p=room / room.sum()))
+    gap, slide = rng.random(2)
+    along = 0.5 * side + gap * 0.5 * side
+    across = (slide - 0.5) * side
+    cx, cy = x + 0.5 * w, y + 0.5 * h
+    if way == 0:
+        centre = (x + w + along, cy + across)
+    elif way == 1:
+        centre = (x - along, cy + across)
+    elif way == 2:
+        centre = (cx + across, y + h + along)
+    else:
+        centre = (cx + across, y - along)
+    return region_transform(centre, side, transform.size)
+
+
 class PairProcessing:
     """
     Crop, augment and normalise a template/search pair.
@@ -91,14 +123,19 @@ class PairProcessing:
 
     def __call__(self, template_img: np.ndarray, template_box: Sequence[float],
                  search_img: np.ndarray, search_box: Sequence[float],
-                 rng: np.random.Generator) -> Dict[str, object]:
+                 rng: np.random.Generator, present: bool = True) -> Dict[str, object]:
         """
-        Return ``template`` (3,T,T), ``search`` (3,S,S), their boxes and ``valid``.
+        Return ``template`` (3,T,T), ``search`` (3,S,S), their boxes, ``present`` and ``valid``.
 
         Boxes are float32 (4,) normalised cx, cy, w, h of the ground truth in each crop,
         clipped to the crop. ``valid`` is False when the search box centre falls outside the
         search crop or a box is smaller than ``min_box_size`` pixels there: the caller then
         draws another pair. Raises ValueError on a NaN or zero-area input box.
+
+        With ``present=False`` the search region, of the size it would have had, is moved
+        beside the target so that no part of the target box lies in it (see
+        :func:`off_target_region`); ``search_box`` is then all zeros and ``valid`` depends on
+        the template alone.
         """
         template_box = check_box(template_box)
         search_box = check_box(search_box)
@@ -112,15 +149,21 @@ class PairProcessing:
         flip = rng.random() < self.flip_prob
         template_gain = rng.uniform(*self.brightness)
         search_gain = rng.uniform(*self.brightness)
+        if not present:
+            search_tf = off_target_region(search_tf, search_box, search_img.shape[:2], rng)
 
         template, template_norm, template_ok = self._crop(template_img, template_box,
                                                           template_tf, gray, flip)
         search, search_norm, search_ok = self._crop(search_img, search_box, search_tf, gray, flip)
+        if not present:
+            search_norm[:] = 0.0
+            search_ok = True
         return {
             'template': normalise_image(template, template_gain),
             'search': normalise_image(search, search_gain),
             'template_box': torch.from_numpy(template_norm),
             'search_box': torch.from_numpy(search_norm),
+            'present': bool(present),
             'valid': bool(template_ok and search_ok),
         }
 

@@ -67,7 +67,8 @@ class PairSampler:
         Return the generator for one draw.
 
         ``stream`` separates independent uses of the same draw (0: frame choice, 1:
-        augmentation), so adding randomness to one never changes the other.
+        augmentation, 2: target-absent pairs), so adding randomness to one never changes the
+        other.
         """
         key = [self.seed, int(epoch), int(index)]
         if attempt or stream:

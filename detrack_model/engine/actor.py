@@ -14,6 +14,7 @@ from detrack_model.engine import distributed
 from detrack_model.engine.loop import autocast
 from detrack_model.engine.recipe import Recipe
 from detrack_model.losses import build_criterion
+from detrack_model.losses.criterion import placeholder_gt
 from detrack_model.losses.denoising import DenoisingMeta
 from detrack_model.modeling import DETRack
 from detrack_model.modeling.detrack import DenoisingQueries
@@ -65,14 +66,20 @@ class TrackingActor:
         """
         template = batch['template'].to(self.device, non_blocking=True)
         search = batch['search'].to(self.device, non_blocking=True)
-        gt_boxes = batch['search_box'].to(self.device, non_blocking=True)
+        present = batch.get('present')
+        if present is not None:
+            present = present.to(self.device, non_blocking=True)
+        # An absent pair's zero box would make degenerate denoising queries: a placeholder box
+        # stands in, and the criterion gives it no positive.
+        gt_boxes = placeholder_gt(batch['search_box'].to(self.device, non_blocking=True),
+                                  present)
         dn_queries, dn_meta = self.denoising(gt_boxes, epoch, batch['index'])
         kwargs = {'candidate_elimination': epoch >= self.ce_start_epoch}
         if dn_queries is not None:
             kwargs['denoising'] = dn_queries
         with autocast(self.autocast_dtype):
             outputs = network(template, search, **kwargs)
-        loss, parts = self.criterion(outputs, gt_boxes.float(), dn_meta)
+        loss, parts = self.criterion(outputs, gt_boxes, dn_meta, present=present)
         if self.sparsity is not None:
             penalty, sums = sparsity_penalty(self.model, self.sparsity)
             loss = loss + penalty

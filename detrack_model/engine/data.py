@@ -56,8 +56,11 @@ def build_pair_dataset(specs: Sequence[Mapping[str, Any]], recipe: Recipe, seed:
         gray_prob=0.05 if training else 0.0, flip_prob=0.5 if training else 0.0,
         brightness=(0.8, 1.2) if training else (1.0, 1.0))
     count = data.pairs_per_epoch if training else data.val_pairs
+    # Validation pairs always show the target: their mean IoU stays comparable across recipes.
+    absent = data.absent_fraction if training else 0.0
     return IndexedPairs(TrackingPairDataset(datasets, ratios, count, processing,
-                                            max_gap=data.max_gap, seed=seed))
+                                            max_gap=data.max_gap, seed=seed,
+                                            absent_fraction=absent))
 
 
 def collate_pairs(items: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -65,6 +68,7 @@ def collate_pairs(items: List[Dict[str, Any]]) -> Dict[str, Any]:
     batch: Dict[str, Any] = {}
     for key in ('template', 'search', 'search_box', 'template_box'):
         batch[key] = torch.stack([torch.as_tensor(item[key]) for item in items])
+    batch['present'] = torch.tensor([bool(item['present']) for item in items])
     batch['index'] = [int(item['index']) for item in items]
     batch['skipped'] = [int(item['skipped']) for item in items]
     return batch

@@ -27,6 +27,10 @@ class DataRecipe:
     workers: int = 4
     centre_jitter: float = 3.0
     scale_jitter: float = 0.25
+    # Fraction of training pairs whose search crop is moved off the target: every query's
+    # score is then trained towards 0, so a low score means "not there" (the lost state and
+    # re-detection read it).
+    absent_fraction: float = 0.0
 
 
 @dataclass
@@ -156,6 +160,12 @@ def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
     if recipe.loss.dn_content == 'embedding' and not recipe.model.decoder.dn_labels:
         raise ValueError(f'{where}: loss dn_content: embedding needs a model with '
                          'decoder: {dn_labels: true}')
+    if not 0.0 <= recipe.data.absent_fraction < 1.0:
+        raise ValueError(f'{where}: data absent_fraction must be in [0, 1), got '
+                         f'{recipe.data.absent_fraction}')
+    if recipe.data.absent_fraction > 0 and recipe.model.head != 'decoder':
+        raise ValueError(f'{where}: data absent_fraction needs the decoder head (the conv '
+                         'baseline has no loss for target-absent pairs)')
     return recipe
 
 

@@ -4,9 +4,10 @@ Training objectives: DETRack's (eq. 4 of the paper) and the OSTrack conv-head ba
 Both criteria take the model's output dict and (B, 4) normalised cxcywh GT boxes in the
 search crop and return ``(total_loss, components)``: a scalar tensor to back-propagate and a
 dict of plain floats for logging. Images marked invalid (no visible target) contribute
-nothing; masking selects with ``torch.where`` rather than indexing, so shapes stay static and
-the graph stays connected even when a batch has no valid image (DDP expects every parameter
-to receive a gradient).
+nothing. Images marked absent (a search crop that holds no target) train every score towards
+0 and regress no box. Masking selects with ``torch.where`` rather than indexing, so shapes
+stay static and the graph stays connected even when a batch has no valid image (DDP expects
+every parameter to receive a gradient).
 """
 
 from dataclasses import dataclass
@@ -76,15 +77,26 @@ class LossConfig:
             raise ValueError(f'topk must be >= 0 (0: every positive), got {self.topk}')
 
 
-def _prepare(gt_boxes: torch.Tensor,
-             valid: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Return float GT with invalid images' boxes replaced, and the (B,) bool valid mask."""
+def _mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """Return ``mask`` as a (B,) bool tensor on ``like``'s device; None means all True."""
+    if mask is None:
+        return torch.ones(like.shape[0], dtype=torch.bool, device=like.device)
+    return mask.to(device=like.device, dtype=torch.bool)
+
+
+def placeholder_gt(gt_boxes: torch.Tensor, has_box: Optional[torch.Tensor]) -> torch.Tensor:
+    """Return float GT with the boxes of images without one (``has_box`` False) replaced."""
     gt = gt_boxes.detach().float()
-    if valid is None:
-        valid = torch.ones(gt.shape[0], dtype=torch.bool, device=gt.device)
-    valid = valid.to(device=gt.device, dtype=torch.bool)
-    gt = torch.where(valid[:, None], gt, gt.new_tensor(_DUMMY_BOX))
-    return gt, valid
+    return torch.where(_mask(has_box, gt)[:, None], gt, gt.new_tensor(_DUMMY_BOX))
+
+
+def _prepare(gt_boxes: torch.Tensor, valid: Optional[torch.Tensor],
+             present: Optional[torch.Tensor] = None
+             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return float GT with placeholders, the (B,) valid mask and the (B,) has-a-target mask."""
+    valid = _mask(valid, gt_boxes)
+    target = valid & _mask(present, gt_boxes)
+    return placeholder_gt(gt_boxes, target), valid, target
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -160,10 +172,17 @@ class DETRackCriterion(_Criterion):
                                       content=cfg.dn_content)
 
     def matching_losses(self, boxes: torch.Tensor, logits: torch.Tensor, cells: torch.Tensor,
-                        gt: torch.Tensor, valid: torch.Tensor) -> List[torch.Tensor]:
-        """Return [qfl, l1, giou] of one set of (B, n) predictions at grid ``cells``."""
+                        gt: torch.Tensor, valid: torch.Tensor,
+                        target: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+        """
+        Return [qfl, l1, giou] of one set of (B, n) predictions at grid ``cells``.
+
+        ``valid`` selects the images that count at all, ``target`` (default: ``valid``) those
+        whose search crop holds the target.
+        """
         cfg = self.config
-        positive, chosen = self.assign(boxes, logits, cells, gt, valid)
+        target = valid if target is None else target
+        positive, chosen = self.assign(boxes, logits, cells, gt, target)
         if cfg.assignment == 'quality':
             targets = iou_targets(boxes, gt, positive)
         else:
@@ -190,10 +209,11 @@ class DETRackCriterion(_Criterion):
         return positive, topk_mask(logits, cfg.topk, candidates)
 
     def denoising_losses(self, boxes: torch.Tensor, logits: torch.Tensor,
-                         meta: DenoisingMeta, gt: torch.Tensor,
-                         valid: torch.Tensor) -> List[torch.Tensor]:
+                         meta: DenoisingMeta, gt: torch.Tensor, valid: torch.Tensor,
+                         target: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
         """Return [qfl, l1, giou] of one layer's (B, D) denoising predictions."""
-        positive = meta.positive.to(gt.device)[None, :] & valid[:, None]
+        target = valid if target is None else target
+        positive = meta.positive.to(gt.device)[None, :] & target[:, None]
         targets = iou_targets(boxes, gt, positive)
         cls = torch.where(valid[:, None],
                           quality_focal_loss(logits, targets, self.config.beta), 0.0)
@@ -203,12 +223,14 @@ class DETRackCriterion(_Criterion):
 
     def forward(self, outputs: Dict[str, Any], gt_boxes: torch.Tensor,
                 dn_meta: Optional[DenoisingMeta] = None,
-                valid: Optional[torch.Tensor] = None
+                valid: Optional[torch.Tensor] = None,
+                present: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, Dict[str, float]]:
         """
         Return the total loss and its components for decoder-head ``outputs``.
 
         ``gt_boxes`` (B, 4) normalised cxcywh, ``valid`` (B,) bool (default all valid),
+        ``present`` (B,) bool (default all present; an absent image's box is ignored),
         ``dn_meta`` from ``make_denoising_queries`` when the model ran with denoising.
         Components are unweighted sums over layers: ``qfl``, ``l1``, ``giou``, ``dn_qfl``,
         ``dn_l1``, ``dn_giou``, plus ``total`` and ``mean_iou`` (the final layer's top-1 box).
@@ -222,22 +244,22 @@ class DETRackCriterion(_Criterion):
         if int(index.max()) >= self.grid * self.grid:
             raise ValueError(f'search_index reaches {int(index.max())}, outside the '
                              f'{self.grid}x{self.grid} search grid of the criterion')
-        gt, valid = _prepare(gt_boxes, valid)
+        gt, valid, target = _prepare(gt_boxes, valid, present)
         sets = [(outputs['token_boxes'], outputs['token_logits'], index)]
         sets += [(b, s, outputs['query_index']) for b, s in outputs['layers']]
         # Rows: qfl, l1, giou, dn_qfl, dn_l1, dn_giou; columns: l = 0..L.
-        terms = [self.matching_losses(b, s, c, gt, valid) for b, s, c in sets]
+        terms = [self.matching_losses(b, s, c, gt, valid, target) for b, s, c in sets]
         zero = gt.new_zeros(())
         dn_terms = [[zero, zero, zero]]
         if has_dn:
-            dn_terms += [self.denoising_losses(b, s, dn_meta, gt, valid)
+            dn_terms += [self.denoising_losses(b, s, dn_meta, gt, valid, target)
                          for b, s in outputs['dn_layers']]
         sums = [torch.stack([t[i] for t in terms]).sum() for i in range(3)]
         sums += [torch.stack([t[i] for t in dn_terms]).sum() for i in range(3)]
         weights = (cfg.qfl_weight, cfg.l1_weight, cfg.giou_weight) * 2
         total = sum(w * s for w, s in zip(weights, sums))
         final_boxes, final_logits = outputs['layers'][-1]
-        mean_iou = _top1_iou(final_boxes, final_logits, gt, valid)
+        mean_iou = _top1_iou(final_boxes, final_logits, gt, target)
         names = ('qfl', 'l1', 'giou', 'dn_qfl', 'dn_l1', 'dn_giou', 'total', 'mean_iou')
         # One device-to-host copy for all the logged numbers.
         values = torch.stack([s.detach() for s in sums] + [total.detach(), mean_iou]).tolist()
@@ -257,17 +279,22 @@ class OSTrackCriterion(_Criterion):
 
     def forward(self, outputs: Dict[str, Any], gt_boxes: torch.Tensor,
                 dn_meta: Optional[DenoisingMeta] = None,
-                valid: Optional[torch.Tensor] = None
+                valid: Optional[torch.Tensor] = None,
+                present: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, Dict[str, float]]:
         """
         Return the total loss and its components for conv-head ``outputs``.
 
-        Components: ``focal``, ``l1``, ``giou``, ``total`` and ``mean_iou``.
+        Components: ``focal``, ``l1``, ``giou``, ``total`` and ``mean_iou``. The baseline's
+        recipe has no target-absent pairs: an absent image is refused.
         """
         if dn_meta is not None:
             raise ValueError('the conv head has no denoising queries; pass dn_meta=None')
+        if present is not None and not bool(present.all()):
+            raise ValueError('the conv-head criterion has no loss for target-absent pairs; '
+                             'train it with data.absent_fraction: 0')
         cfg = self.config
-        gt, valid = _prepare(gt_boxes, valid)
+        gt, valid, _ = _prepare(gt_boxes, valid)
         score_map = outputs['score_map']
         heatmap = gaussian_heatmap(gt, score_map.shape[-1], cfg.heatmap_min_overlap)
         focal = self._masked_mean(centernet_focal_loss(score_map, heatmap), valid)

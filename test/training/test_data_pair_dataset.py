@@ -124,3 +124,34 @@ def test_malformed_annotation_is_skipped_not_fatal(tmp_path):
     items = [pairs[i] for i in range(30)]
     assert {item['sequence'] for item in items} == {1}
     assert sum(item['skips']['bad_annotation'] for item in items) > 0
+
+
+def test_absent_fraction_moves_that_share_of_search_crops_off_the_target(tmp_path):
+    write_got10k(str(tmp_path), num_sequences=3, num_frames=10)
+    dataset = Got10k(str(tmp_path))
+    pairs = TrackingPairDataset([dataset], pairs_per_epoch=400, processing=small_processing(),
+                                seed=4, absent_fraction=0.25)
+    items = [pairs[i] for i in range(400)]
+    absent = [item for item in items if not item['present']]
+    assert 0.18 < len(absent) / len(items) < 0.32
+    assert all(item['search_box'].abs().sum() == 0 for item in absent)
+    assert all(item['search_box'][2] > 0 for item in items if item['present'])
+    # The same pairs with no absent ones: the frames, the template and the present items'
+    # crops are unchanged, since the choice has a random stream of its own.
+    plain = TrackingPairDataset([dataset], pairs_per_epoch=400, processing=small_processing(),
+                                seed=4)
+    for index in range(0, 400, 37):
+        a, b = items[index], plain[index]
+        assert (a['sequence'], a['search_frame']) == (b['sequence'], b['search_frame'])
+        torch.testing.assert_close(a['template'], b['template'])
+        if a['present']:
+            torch.testing.assert_close(a['search'], b['search'])
+    assert all(plain[i]['present'] for i in range(40))
+
+
+@pytest.mark.parametrize('fraction', [-0.1, 1.0, float('nan')])
+def test_absent_fraction_out_of_range_is_refused(tmp_path, fraction):
+    write_got10k(str(tmp_path), num_sequences=1, num_frames=3)
+    with pytest.raises(ValueError, match='absent_fraction'):
+        TrackingPairDataset([Got10k(str(tmp_path))], pairs_per_epoch=4,
+                            processing=small_processing(), absent_fraction=fraction)

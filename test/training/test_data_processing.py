@@ -2,6 +2,7 @@
 
 from detrack_model.data import (crop_to_search, IMAGENET_MEAN, IMAGENET_STD, normalise_image,
                                 PairProcessing, search_transform)
+from detrack_model.data.processing import off_target_region
 import numpy as np
 import pytest
 import torch
@@ -149,3 +150,48 @@ def test_normalise_image_matches_the_formula():
     result = normalise_image(crop, 1.15)
     assert result.shape == (3, 9, 11) and result.dtype == torch.float32
     np.testing.assert_allclose(result.numpy(), expected.transpose(2, 0, 1), atol=1e-5)
+
+
+def test_target_absent_crop_shares_no_pixel_with_the_target():
+    """present=False: the search region, of its usual size, lies beside the box, never on it."""
+    image, box = white_square_image()
+    out = still()(image, box, image, box, np.random.default_rng(0), present=False)
+    assert out['valid'] and out['present'] is False
+    assert out['search_box'].tolist() == [0.0, 0.0, 0.0, 0.0]
+    # The only white pixels of the image are the target's: none may reach the crop.
+    assert pixels(out['search']).max() < 1.0
+    template = pixels(out['template'])
+    assert template[34:94, 34:94].min() > 254.0
+
+
+def test_off_target_regions_are_disjoint_from_the_box_and_mostly_over_the_image():
+    rng = np.random.default_rng(3)
+    inside = []
+    for trial in range(300):
+        height, width = int(rng.integers(60, 600)), int(rng.integers(60, 600))
+        # Large boxes (a region wider than the image) first, then ones whose region fits.
+        most = 0.6 if trial < 100 else 0.1
+        w, h = rng.uniform(4, most * width), rng.uniform(4, most * height)
+        box = np.array([rng.uniform(0, width - w), rng.uniform(0, height - h), w, h])
+        usual = search_transform(box, 4.0, 64)
+        moved = off_target_region(usual, box, (height, width), rng)
+        x, y, side, side_y = moved.image_region()
+        assert side == pytest.approx(usual.image_region()[2])
+        apart_x = x >= box[0] + box[2] or x + side <= box[0]
+        apart_y = y >= box[1] + box[3] or y + side_y <= box[1]
+        assert apart_x or apart_y
+        if trial >= 100:
+            # The side with more room is likelier: the region's centre falls in the image.
+            centre = np.array([x + side / 2, y + side / 2])
+            inside.append(bool((centre >= 0).all() and (centre <= [width, height]).all()))
+    assert np.mean(inside) > 0.8
+
+
+def test_a_present_pair_is_the_same_with_the_absent_option_available():
+    image, box = white_square_image()
+    processing = PairProcessing()
+    default = processing(image, box, image, box, np.random.default_rng(5))
+    explicit = processing(image, box, image, box, np.random.default_rng(5), present=True)
+    assert explicit['present'] is True
+    for key in ('template', 'search', 'search_box', 'template_box'):
+        torch.testing.assert_close(default[key], explicit[key])

@@ -9,6 +9,7 @@ from detrack_model.losses import (assign_positives, box_losses, build_criterion,
                                   centernet_focal_loss, DETRackCriterion, gaussian_heatmap,
                                   iou_targets, LossConfig, OSTrackCriterion,
                                   quality_focal_loss, topk_mask)
+from detrack_model.losses.criterion import placeholder_gt
 from detrack_model.modeling import create_model
 import pytest
 import torch
@@ -342,3 +343,55 @@ def test_build_criterion_by_head():
     assert isinstance(build_criterion('conv', LossConfig(l1_weight=1.0)), OSTrackCriterion)
     with pytest.raises(ValueError, match="'decoder' or 'conv'"):
         build_criterion('mlp')
+
+
+def test_an_absent_image_trains_every_score_down_and_regresses_no_box():
+    """present=False: QFL towards 0 on every token and query, no box term, no mean IoU."""
+    generator = torch.Generator().manual_seed(4)
+    cells = torch.stack([torch.randperm(256, generator=generator)[:100] for _ in range(2)])
+    logits = torch.randn(2, 100, generator=generator, requires_grad=True)
+    boxes = torch.rand(2, 100, 4, generator=generator) * 0.5 + 0.25
+    gt = torch.tensor([[0.5, 0.5, 0.3, 0.25], [0.0, 0.0, 0.0, 0.0]])
+    criterion = DETRackCriterion(LossConfig())
+    present = torch.tensor([True, False])
+    both, parts = criterion(synthetic_outputs(logits, boxes, cells), gt, present=present)
+    alone, alone_parts = criterion(synthetic_outputs(logits[:1], boxes[:1], cells[:1]), gt[:1])
+    # Box terms and mean IoU are the present image's alone; the absent one adds QFL.
+    for name in ('l1', 'giou', 'mean_iou'):
+        assert parts[name] == pytest.approx(alone_parts[name])
+    positives = assign_positives(cells[:1], gt[:1], 16).sum()
+    extra = quality_focal_loss(logits[1:], torch.zeros(1, 100)).sum() / positives
+    assert parts['qfl'] == pytest.approx(alone_parts['qfl'] + 2 * extra.item(), rel=1e-5)
+    # Every score of the absent image is pushed down.
+    both.backward()
+    assert (logits.grad[1] > 0).all()
+    # An all-absent batch: only QFL, towards zero scores.
+    _, parts = criterion(synthetic_outputs(logits, boxes, cells), gt,
+                         present=torch.tensor([False, False]))
+    assert parts['l1'] == 0.0 and parts['giou'] == 0.0 and parts['qfl'] > 0
+
+
+def test_absent_images_with_denoising_on_the_real_model():
+    """Denoising queries of an absent image (placeholder box) get zero targets, finite loss."""
+    torch.manual_seed(1)
+    model = tiny_model()
+    criterion = DETRackCriterion(grid=model.config.search_grid)
+    present = torch.tensor([True, False])
+    gt = placeholder_gt(torch.tensor([[0.5, 0.5, 0.25, 0.3], [0.0, 0.0, 0.0, 0.0]]), present)
+    assert gt[1].tolist() == [0.5, 0.5, 0.5, 0.5]
+    dn, meta = criterion.denoising_queries(gt, model.config.decoder.num_queries,
+                                           torch.Generator().manual_seed(0))
+    outputs = model(torch.randn(2, 3, 128, 128), torch.randn(2, 3, 256, 256), denoising=dn)
+    loss, parts = criterion(outputs, gt, meta, present=present)
+    _, one = criterion(outputs, gt, meta)
+    assert torch.isfinite(loss) and all(math.isfinite(v) for v in parts.values())
+    # Fewer supervised boxes and positives when the second image is absent.
+    assert parts['dn_l1'] != pytest.approx(one['dn_l1'])
+    loss.backward()
+
+
+def test_the_conv_criterion_refuses_absent_images():
+    gt = torch.tensor([[0.5, 0.5, 0.3, 0.3]])
+    heat = gaussian_heatmap(gt, 16)[:, None]
+    with pytest.raises(ValueError, match='target-absent'):
+        OSTrackCriterion()(conv_outputs(heat, gt[:, None]), gt, present=torch.tensor([False]))

@@ -99,6 +99,25 @@ def test_smoke_both_heads(recipe_file, tmp_path, head, denoising):
     assert (tmp_path / 'tensorboard').is_dir()
 
 
+def test_training_with_target_absent_pairs(recipe_file, tmp_path):
+    """Half the search crops without the target: the run trains; the conv head refuses it."""
+    recipe = load_recipe(str(recipe_file))
+    data = apply_overrides(recipe.to_dict(), ['data.absent_fraction=0.5', 'optim.epochs=1'])
+    trainer = Trainer(recipe_from_dict(data), str(tmp_path), 'cpu', progress=False)
+    present = [trainer.train_data[index]['present'] for index in range(32)]
+    assert 4 < sum(present) < 28
+    load_bundle(trainer.fit())
+    trainer.close()
+    logged = losses(tmp_path)
+    assert sorted(logged) == [1, 2, 3, 4]
+    assert all(torch.isfinite(torch.tensor(v)) for v in logged.values())
+    conv = apply_overrides(recipe.to_dict(), ['data.absent_fraction=0.5', 'model.head=conv'])
+    with pytest.raises(ValueError, match='absent_fraction needs the decoder head'):
+        recipe_from_dict(conv)
+    with pytest.raises(ValueError, match=r'absent_fraction must be in \[0, 1\)'):
+        recipe_from_dict(apply_overrides(recipe.to_dict(), ['data.absent_fraction=1.5']))
+
+
 @pytest.mark.slow
 def test_training_reduces_the_loss(recipe_file, tmp_path):
     """Forty steps on the same few sequences bring the loss down."""
