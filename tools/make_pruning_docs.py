@@ -212,12 +212,11 @@ def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
 
 def further_recipe(recipe: Dict[str, Any]) -> Optional[str]:
     """
-    Return the recipe file that trained a shipped bundle on from another shipped bundle.
+    Return the committed recipe file that trained a shipped bundle on after the pruning stages.
 
-    None when the bundle was fine-tuned from a sliced child (the pruning pipeline's own stage).
+    None when the bundle is the pruning pipeline's own fine-tuned child (its output directory
+    is the pipeline's, which no committed recipe names).
     """
-    if not str(recipe.get('init') or '').startswith('models/'):
-        return None
     for path in sorted((ROOT / 'training').glob('*.yaml')):
         if yaml.safe_load(path.read_text()).get('output') == recipe.get('output'):
             return str(path.relative_to(ROOT))
@@ -343,11 +342,12 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
         further = further_recipe(metadata['recipe'])
         child = f'runs/prune_tiny/finetune_{tag(record["budget"])}/model'
         source = child if further is None else metadata['recipe']['output'] + '/model'
+        start = str(metadata['recipe'].get('init') or '').removesuffix('.yaml')
         made = (f'the {record["budget"]:g} fine-tuned child' if further is None else
-                f'the {record["budget"]:g} fine-tuned child trained on for another '
-                f'{metadata["steps"]} steps by `{further}` (`detrack-prune finetune --config '
-                f'{further} --child {child}`; it started from the half-precision copy of that '
-                'child shipped before it)')
+                f'the {record["budget"]:g} fine-tuned child trained on in further stages, the '
+                f'last {metadata["steps"]} steps by `{further}` (`detrack-prune finetune '
+                f'--config {further} --child {start}`; every stage, its command and wall time '
+                'in [training.md](training.md))')
         lines += [
             '## The shipped default',
             '',
@@ -362,9 +362,8 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
         ]
         if further is not None:
             lines += [f'Against the "{record["budget"]:g} fine-tuned" row (the same network '
-                      f'before its last stage) the shipped default has trained '
-                      f'{metadata["steps"]} steps more, on twice the generated sequences: the '
-                      'gap between the two rows is what that longer training gives. The '
+                      'before the further stages) the shipped default has trained on longer: '
+                      'the gap between the two rows is what that further training gives. The '
                       'unpruned network has not been trained as long, so the shipped default '
                       'scoring above it says nothing about pruning.', '']
         within = [n for n, row in rows.items()

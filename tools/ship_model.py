@@ -2,8 +2,9 @@
 Copy a trained bundle into models/ as the shipped default, in half precision.
 
 Half-precision weights halve the file (the node loads them into a float32 network on the CPU);
-the bundle keeps its recipe and training metadata. A fine-tuned pruned child also keeps the
-pruning record (budget, mode, per-layer widths) of the child it was trained from.
+the bundle keeps its recipe and training metadata. Training carries a pruned child's record
+(budget, mode, per-layer widths) on to the bundles trained from it; a bundle written without it
+takes the record of the bundle it was trained from.
 
     python -m tools.ship_model runs/synthetic_cpu_pool/model --output models/detrack_tiny_pool
     python -m tools.ship_model runs/prune_tiny/finetune_b0250/model \

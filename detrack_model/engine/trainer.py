@@ -22,7 +22,8 @@ from detrack_model.engine.data import (build_pair_dataset, collate_pairs, Indexe
                                        materialise_all)
 from detrack_model.engine.loop import TrainingLoop
 from detrack_model.engine.recipe import Recipe
-from detrack_model.export.bundle import bundle_paths, init_from_bundle, save_bundle
+from detrack_model.export.bundle import bundle_paths, init_from_bundle, read_bundle_config
+from detrack_model.export.bundle import save_bundle
 from detrack_model.modeling import create_model, DETRack
 from detrack_model.modeling.box_ops import best_box, box_iou, cxcywh_to_xyxy
 from detrack_model.modeling.checkpoint import load_pretrained_encoder
@@ -76,6 +77,10 @@ class Trainer(TrainingLoop):
         _refuse_overwriting_inputs(pathlib.Path(output or recipe.output) / 'model', recipe)
         super().__init__(recipe, output, device, progress, 'pairs_per_epoch')
         self.model = build_model(recipe, self.device)
+        # A network trained on from a pruned child keeps the child's structure: its record
+        # (budget, per-layer widths) travels on with every later stage.
+        self.pruning = read_bundle_config(recipe.init).get('metadata', {}).get(
+            'pruning') if recipe.init else None
         self.train_model = self._distribute(self.model)
         self.actor = TrackingActor.from_recipe(recipe, self.model, self.dist, self.device,
                                                self.autocast_dtype)
@@ -143,9 +148,11 @@ class Trainer(TrainingLoop):
     def _write_result(self) -> None:
         """Write the final bundle with the steps, the recipe and the training time."""
         recipe = {**self.recipe.to_dict(), 'output': str(self.output)}
-        save_bundle(self.model, self.output / 'model',
-                    metadata={'steps': self.step, 'recipe': recipe,
-                              'wall_time_s': round(self.wall_time_s(), 1)})
+        metadata = {'steps': self.step, 'recipe': recipe,
+                    'wall_time_s': round(self.wall_time_s(), 1)}
+        if self.pruning:
+            metadata['pruning'] = self.pruning
+        save_bundle(self.model, self.output / 'model', metadata=metadata)
 
 
 def _refuse_overwriting_inputs(bundle: pathlib.Path, recipe: Recipe) -> None:

@@ -80,7 +80,7 @@ class TrackerConfig:
     # separates boxes on the target from the rest, then the grid point (patiences, box
     # dynamics, re-detection, motion) of best AO with false tracking during absences at most
     # 20 %.
-    score_threshold: float = 0.6
+    score_threshold: float = 0.55
     lost_patience: int = 1
     # Misses in a row before the state freezes and the search widens (0: lost_patience).
     search_patience: int = 1

@@ -19,13 +19,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODEL = ROOT / 'models' / 'detrack_tiny_pool'
 RECIPE = ROOT / 'training' / 'synthetic_cpu_pool.yaml'
 DEFAULT = ROOT / 'models' / 'detrack_tiny_pool_p25'
-FINETUNE = ROOT / 'training' / 'prune_tiny_finetune_long.yaml'
+FINETUNE = ROOT / 'training' / 'prune_tiny_finetune_absent.yaml'
 # The fetched image pool (make data); CI runs without it.
 POOL = ROOT / 'build' / 'data' / 'image_pool'
 
 
 def test_default_is_the_pruned_child_of_the_unpruned_model():
-    """The default is the budget-0.25 child, fine-tuned on by the committed recipe, smaller."""
+    """The default is the budget-0.25 child, trained on by the committed recipes, smaller."""
     assert default_model_path() == DEFAULT
     assert DEFAULT.with_suffix('.safetensors').stat().st_size <= 10 * 1000 * 1000
     metadata = read_bundle_config(DEFAULT)['metadata']
@@ -33,8 +33,9 @@ def test_default_is_the_pruned_child_of_the_unpruned_model():
     recipe = yaml.safe_load(FINETUNE.read_text())
     assert metadata['recipe']['optim'] == load_recipe_dict(recipe)['optim']
     assert metadata['recipe']['sparsity'] is None
-    # Trained on from the shipped child before it (which prune_tiny_finetune.yaml made).
-    assert metadata['recipe']['init'] == 'models/detrack_tiny_pool_p25.yaml'
+    # Trained on from the stage before it, prune_tiny_finetune_long.yaml's bundle.
+    assert metadata['recipe']['init'] == 'runs/finetune_long/model.yaml'
+    assert metadata['recipe']['data']['absent_fraction'] > 0
     pruned, parent = load_bundle(DEFAULT), load_bundle(MODEL)
     assert pruned.config.encoder.mlp_dims is not None
     # Every head at its own width, as slicing keeps them.

@@ -13,7 +13,7 @@ from detrack_model.config import ModelConfig
 from detrack_model.engine.recipe import recipe_from_dict
 from detrack_model.engine.trainer import Trainer
 from detrack_model.export.bundle import (BundleError, init_from_bundle, load_bundle,
-                                         save_bundle)
+                                         read_bundle_config, save_bundle)
 from detrack_model.export.onnx import export_onnx
 from detrack_model.modeling import create_model
 from detrack_model.modeling.head_layout import uniform_head_widths
@@ -509,6 +509,9 @@ def test_cli_slices_and_finetunes_a_child(tmp_path):
     assert not torch.equal(tuned.encoder.blocks[0].mlp.fc1.weight,
                            child.encoder.blocks[0].mlp.fc1.weight)
     assert 'sparsity' not in logged(tmp_path / 'tuned')[0]
+    # The fine-tuned network keeps the child's structure, so it keeps its pruning record.
+    tuned_record = read_bundle_config(tmp_path / 'tuned' / 'model')['metadata']['pruning']
+    assert tuned_record == document['metadata']['pruning']
 
 
 @pytest.mark.slow
