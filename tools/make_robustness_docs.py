@@ -58,12 +58,17 @@ REFERENCE_FRAMES = 10
 GRID = {'lost_patience': (1, 3), 'search_patience': (1, 3, 5),
         'dynamics': ((1.0, float('inf')), (0.5, 1.2)), 'redetect': (False, True),
         'motion': (False, True), 'reference': (False,)}
+# Re-detection's own settings, each varied alone around the chosen configuration on val: a
+# check of how much they matter, not a search (the TrackerConfig defaults stay).
+REDETECT_SWEEP = {'redetect_threshold': (0.4, 0.6, 0.7, 0.8), 'redetect_tiles': (1, 4),
+                  'redetect_after': (2, 10)}
 
 
 def config_of(settings: Dict[str, Any]) -> TrackerConfig:
     """Return the TrackerConfig of one grid point."""
     size_rate, max_step = settings['dynamics']
-    return TrackerConfig(score_threshold=settings['score_threshold'],
+    redetect = {key: settings[key] for key in REDETECT_SWEEP if key in settings}
+    return TrackerConfig(**redetect, score_threshold=settings['score_threshold'],
                          lost_patience=settings['lost_patience'],
                          search_patience=settings['search_patience'], size_rate=size_rate,
                          max_scale_step=max_step, motion=settings['motion'],
@@ -78,7 +83,8 @@ def label(settings: Dict[str, Any]) -> str:
     return (f't{settings["score_threshold"]:.2f}-p{settings["lost_patience"]}-'
             f's{settings["search_patience"]}-'
             f'd{size_rate:g}_{max_step:g}-m{int(settings["motion"])}-'
-            f'r{int(settings["redetect"])}-f{int(settings["reference"])}')
+            f'r{int(settings["redetect"])}-f{int(settings["reference"])}'
+            + ''.join(f'-{key}{settings[key]:g}' for key in REDETECT_SWEEP if key in settings))
 
 
 def calibrate(model: pathlib.Path, sequences) -> Dict[str, Any]:
@@ -260,6 +266,14 @@ def main() -> int:
         rows.append((settings, measure(args.model, val, settings, args.work / 'val',
                                        val_hard)))
     chosen = choose(rows)
+    sweep = []
+    if chosen['redetect']:
+        for key, values in REDETECT_SWEEP.items():
+            for value in values:
+                settings = {**chosen, key: value}
+                print(label(settings), flush=True)
+                sweep.append((key, value, measure(args.model, val, settings, args.work / 'val',
+                                                  val_hard)))
     baseline = {'score_threshold': 0.25, 'lost_patience': 5, 'search_patience': 0,
                 'dynamics': (1.0, float('inf')), 'motion': False, 'redetect': False,
                 'reference': False, 'relative_threshold': old.relative_threshold}
@@ -290,15 +304,39 @@ def main() -> int:
             configs[f'{reference} the score reference']})
     (args.docs / 'robust-tracking.md').write_text(
         page(calibration, rows, chosen, configs, measured, paired, clips, len(val), len(test),
-             len(test_hard), args.model))
+             len(test_hard), args.model, sweep))
     print((args.docs / 'robust-tracking.md').read_text())
     return 0
+
+
+def sweep_lines(chosen: Dict[str, Any], rows,
+                sweep: Sequence[Tuple[str, Any, Dict[str, Any]]]) -> List[str]:
+    """Return the table of re-detection's own settings varied around the chosen point."""
+    if not sweep:
+        return []
+    at_chosen = next(values for settings, values in rows if settings == chosen)
+    defaults = TrackerConfig()
+    entries = [(key, getattr(defaults, key), at_chosen) for key in REDETECT_SWEEP] + list(sweep)
+    aos = [values['ao'] for _, _, values in entries]
+    lines = ['', 'The settings of re-detection itself, each varied alone around the chosen '
+             f'configuration on val (the rows marked default are the chosen one): AO '
+             f'{min(aos):.3f} to {max(aos):.3f}. They stay at the TrackerConfig defaults.',
+             '',
+             '| setting | value | AO | AO occlusion/out-of-view | recovery | false tracking |',
+             '|:--|--:|--:|--:|--:|--:|']
+    for key, value, values in sorted(entries, key=lambda e: (list(REDETECT_SWEEP).index(e[0]),
+                                                             e[1])):
+        mark = ' (default)' if value == getattr(defaults, key) else ''
+        lines.append(f'| `{key}` | {value:g}{mark} | {values["ao"]:.3f} | '
+                     f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
+                     f'{values["false_tracking"]:.0%} |')
+    return lines
 
 
 def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
          configs: Dict[str, Dict[str, Any]], measured: Dict[str, Dict[str, Any]],
          paired: Dict[str, float], clips, val_count: int, test_count: int, hard_count: int,
-         model: pathlib.Path) -> str:
+         model: pathlib.Path, sweep: Sequence[Tuple[str, Any, Dict[str, Any]]] = ()) -> str:
     """Render docs/robust-tracking.md."""
     name = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
     lines = [
@@ -338,6 +376,7 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
                      f'{on_off[settings["redetect"]]} | {on_off[settings["motion"]]} | '
                      f'{values["ao"]:.3f} | '
                      f'{values["recovery"]:.0%} | {values["false_tracking"]:.0%} |')
+    lines += sweep_lines(chosen, rows, sweep)
     lines += [
         '',
         f'## Test ({test_count} cross-source sequences, {hard_count} with occlusion or '
