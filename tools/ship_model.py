@@ -2,9 +2,8 @@
 Copy a trained bundle into models/ as the shipped default, in half precision.
 
 Half-precision weights halve the file (the node loads them into a float32 network on the CPU);
-the bundle keeps its recipe and training metadata. Training carries a pruned child's record
-(budget, mode, per-layer widths) on to the bundles trained from it; a bundle written without it
-takes the record of the bundle it was trained from.
+the bundle keeps its recipe and training metadata, the pruning record (budget, mode, per-layer
+widths) included, which training carries from a pruned child to every bundle trained from it.
 
     python -m tools.ship_model runs/synthetic_cpu_pool/model --output models/detrack_tiny_pool
     python -m tools.ship_model runs/prune_tiny/finetune_b0250/model \
@@ -41,13 +40,7 @@ def main() -> int:
     parser.add_argument('bundle', help='trained bundle (its .safetensors, .yaml or stem)')
     parser.add_argument('--output', required=True, help='stem of the shipped bundle')
     args = parser.parse_args()
-    metadata = dict(read_bundle_config(args.bundle).get('metadata', {}))
-    init = metadata.get('recipe', {}).get('init')
-    if init and 'pruning' not in metadata:
-        parent = read_bundle_config(init).get('metadata', {})
-        if 'pruning' in parent:
-            metadata['pruning'] = parent['pruning']
-    metadata = relative_paths(metadata)
+    metadata = relative_paths(read_bundle_config(args.bundle).get('metadata', {}))
     model = load_bundle(args.bundle)
     weights, config = save_bundle(model, args.output, dtype=torch.float16, metadata=metadata)
     size = weights.stat().st_size

@@ -29,6 +29,13 @@ SKIP_REASONS = ('no_visible_frames', 'bad_annotation', 'frame_error', 'invalid_b
                 'invalid_crop')
 
 
+def check_absent_fraction(value: float) -> float:
+    """Return ``value`` as a float; raise ValueError unless it is in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f'absent_fraction must be in [0, 1), got {value}')
+    return float(value)
+
+
 class TrackingPairDataset(torch.utils.data.Dataset):
     """
     ``pairs_per_epoch`` template/search pairs drawn from ``datasets`` mixed by ``ratios``.
@@ -47,9 +54,7 @@ class TrackingPairDataset(torch.utils.data.Dataset):
                  processing: Optional[PairProcessing] = None, max_gap: int = 200,
                  seed: int = 0, max_attempts: int = 100, log_interval_s: float = 60.0,
                  absent_fraction: float = 0.0) -> None:
-        if not 0.0 <= absent_fraction < 1.0:
-            raise ValueError(f'absent_fraction must be in [0, 1), got {absent_fraction}')
-        self.absent_fraction = float(absent_fraction)
+        self.absent_fraction = check_absent_fraction(absent_fraction)
         self.sampler = PairSampler(datasets, ratios, pairs_per_epoch, max_gap=max_gap, seed=seed)
         self.datasets = self.sampler.datasets
         self.processing = processing if processing is not None else PairProcessing()

@@ -11,6 +11,7 @@ import pathlib
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
 from detrack_model.config import build_dataclass, config_from_spec, ModelConfig
+from detrack_model.data.pair_dataset import check_absent_fraction
 from detrack_model.losses import LossConfig
 import yaml
 
@@ -160,9 +161,10 @@ def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
     if recipe.loss.dn_content == 'embedding' and not recipe.model.decoder.dn_labels:
         raise ValueError(f'{where}: loss dn_content: embedding needs a model with '
                          'decoder: {dn_labels: true}')
-    if not 0.0 <= recipe.data.absent_fraction < 1.0:
-        raise ValueError(f'{where}: data absent_fraction must be in [0, 1), got '
-                         f'{recipe.data.absent_fraction}')
+    try:
+        check_absent_fraction(recipe.data.absent_fraction)
+    except ValueError as error:
+        raise ValueError(f'{where}: data {error}') from None
     if recipe.data.absent_fraction > 0 and recipe.model.head != 'decoder':
         raise ValueError(f'{where}: data absent_fraction needs the decoder head (the conv '
                          'baseline has no loss for target-absent pairs)')

@@ -173,15 +173,14 @@ class DETRackCriterion(_Criterion):
 
     def matching_losses(self, boxes: torch.Tensor, logits: torch.Tensor, cells: torch.Tensor,
                         gt: torch.Tensor, valid: torch.Tensor,
-                        target: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+                        target: torch.Tensor) -> List[torch.Tensor]:
         """
         Return [qfl, l1, giou] of one set of (B, n) predictions at grid ``cells``.
 
-        ``valid`` selects the images that count at all, ``target`` (default: ``valid``) those
-        whose search crop holds the target.
+        ``valid`` selects the images that count at all, ``target`` those whose search crop
+        holds the target.
         """
         cfg = self.config
-        target = valid if target is None else target
         positive, chosen = self.assign(boxes, logits, cells, gt, target)
         if cfg.assignment == 'quality':
             targets = iou_targets(boxes, gt, positive)
@@ -210,9 +209,8 @@ class DETRackCriterion(_Criterion):
 
     def denoising_losses(self, boxes: torch.Tensor, logits: torch.Tensor,
                          meta: DenoisingMeta, gt: torch.Tensor, valid: torch.Tensor,
-                         target: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+                         target: torch.Tensor) -> List[torch.Tensor]:
         """Return [qfl, l1, giou] of one layer's (B, D) denoising predictions."""
-        target = valid if target is None else target
         positive = meta.positive.to(gt.device)[None, :] & target[:, None]
         targets = iou_targets(boxes, gt, positive)
         cls = torch.where(valid[:, None],

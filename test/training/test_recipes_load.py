@@ -38,3 +38,16 @@ def test_every_committed_recipe_loads(name):
     recipe = load_recipe(str(path), extra=extra)
     assert recipe.optim.epochs > 0 and recipe.data.train
     assert recipe_from_dict(recipe.to_dict(), name).to_dict() == recipe.to_dict()
+
+
+@pytest.mark.parametrize('data, head, message', [
+    ({'absent_fraction': 1.0}, 'decoder', r'my\.yaml: data absent_fraction must be in \[0, 1\)'),
+    ({'absent_fraction': -0.1}, 'decoder', r'absent_fraction must be in \[0, 1\)'),
+    ({'absent_fraction': 0.2}, 'conv', 'needs the decoder head')])
+def test_recipe_refuses_an_unusable_absent_fraction(data, head, message):
+    """An absent fraction out of range, or with the conv head, fails when the recipe loads."""
+    with pytest.raises(ValueError, match=message):
+        recipe_from_dict({'model': {'preset': 'vit_tiny', 'head': head}, 'data': data},
+                         'my.yaml')
+    assert recipe_from_dict({'model': {'preset': 'vit_tiny'},
+                             'data': {'absent_fraction': 0.2}}).data.absent_fraction == 0.2
