@@ -91,6 +91,34 @@ def read_flags(path: str, single_line: bool = False) -> np.ndarray:
     return values
 
 
+def read_frame_boxes(path: str, frames: int) -> np.ndarray:
+    """
+    Read ``frame,x,y,w,h`` lines (frames numbered from 1) into an (M, 5) float64 array.
+
+    Column 0 comes back 0-based. Any number of boxes per frame, none for most; a line that is
+    not five numbers, a frame outside 1..``frames`` or a box without area raises
+    :class:`AnnotationError` naming the file and line.
+    """
+    lines = _lines(path)
+    rows = np.empty((len(lines), 5), dtype=np.float64)
+    for number, line in enumerate(lines):
+        parts = _fields(line)
+        try:
+            if len(parts) != 5:
+                raise ValueError
+            rows[number] = [float(part) for part in parts]
+        except ValueError:
+            raise AnnotationError(f'{path}:{number + 1}: expected 5 comma-separated numbers '
+                                  f'frame,x,y,w,h, got {line.strip()!r}') from None
+        frame, box = rows[number, 0], rows[number, 1:]
+        if not (frame.is_integer() and 1 <= frame <= frames and np.isfinite(box).all()
+                and box[2] > 0 and box[3] > 0):
+            raise AnnotationError(f'{path}:{number + 1}: expected a frame in 1..{frames} and '
+                                  f'a box with positive width and height, got {line.strip()!r}')
+    rows[:, 0] -= 1
+    return rows
+
+
 def check_length(path: str, values: np.ndarray, expected: int) -> np.ndarray:
     """Return ``values`` if it has one entry per frame; raise :class:`AnnotationError` if not."""
     if len(values) != expected:

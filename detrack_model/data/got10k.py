@@ -3,7 +3,9 @@ GOT-10k reader: the one set of layout rules for training and evaluation.
 
 Layout: ``root/{train,val,test}/list.txt`` names the sequence directories of each split; a
 sequence directory holds ``00000001.jpg ...``, ``groundtruth.txt`` (x,y,w,h per line),
-``absence.label`` (1 = target absent) and ``cover.label`` (0..8, 0 = fully occluded).
+``absence.label`` (1 = target absent) and ``cover.label`` (0..8, 0 = fully occluded); sequences
+written by the generator also list the look-alikes of the target in each frame
+(``distractors.txt``, ``frame,x,y,w,h`` lines).
 
 As in the GOT-10k toolkit, the frames of a sequence are its sorted ``*.jpg`` files, and only
 the ``test`` split may annotate the first frame alone: its other frames get NaN boxes and are
@@ -14,13 +16,15 @@ import os
 from typing import List, Optional
 
 from detrack_model.data.annotations import (check_length, NameList, read_boxes, read_flags,
-                                            read_name_list)
+                                            read_frame_boxes, read_name_list)
 from detrack_model.data.sequences import (FRAME_SUFFIX, list_frames, make_sequence_info,
                                           SequenceInfo, TrackingDataset)
 import numpy as np
 
 # The split whose ground truth is withheld except for the first box.
 FIRST_BOX_ONLY_SPLIT = 'test'
+# Boxes of objects that look like the target, not in GOT-10k itself: the generator writes them.
+DISTRACTOR_FILE = 'distractors.txt'
 
 
 class Got10k(TrackingDataset):
@@ -82,7 +86,11 @@ class Got10k(TrackingDataset):
                 boxes = np.concatenate([boxes, np.full((unknown, 4), np.nan)])
                 if present is not None:
                     present = np.concatenate([present, np.zeros(unknown, dtype=bool)])
-        return make_sequence_info(self.sequences[index], boxes, present)
+        info = make_sequence_info(self.sequences[index], boxes, present)
+        listed = os.path.join(directory, DISTRACTOR_FILE)
+        if os.path.isfile(listed):
+            info.distractors = read_frame_boxes(listed, len(boxes))
+        return info
 
 
 def _presence(directory: str, count: int) -> Optional[np.ndarray]:

@@ -36,6 +36,13 @@ def check_absent_fraction(value: float) -> float:
     return float(value)
 
 
+def check_decoy_fraction(value: float) -> float:
+    """Return ``value`` as a float; raise ValueError unless it is in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f'decoy_fraction must be in [0, 1], got {value}')
+    return float(value)
+
+
 class TrackingPairDataset(torch.utils.data.Dataset):
     """
     ``pairs_per_epoch`` template/search pairs drawn from ``datasets`` mixed by ``ratios``.
@@ -43,7 +50,10 @@ class TrackingPairDataset(torch.utils.data.Dataset):
     Items are dicts: ``template`` (3,T,T) and ``search`` (3,S,S) float32, ``template_box`` and
     ``search_box`` (4,) normalised cx, cy, w, h, ``present`` (False for the
     ``absent_fraction`` of pairs whose search crop is moved off the target, drawn per pair from
-    its own random stream; their search box is zeros), the provenance ``dataset``, ``sequence``,
+    its own random stream; their search box is zeros), ``decoy`` (True for an absent pair
+    whose search crop is centred on a look-alike of the target: ``decoy_fraction`` of the
+    absent pairs whose search frame has one recorded, see :class:`SequenceInfo`), the
+    provenance ``dataset``, ``sequence``,
     ``template_frame``, ``search_frame``, ``attempt``, and ``skipped`` (total redraws) with
     ``skips`` (redraws per reason in :data:`SKIP_REASONS`). Call :meth:`set_epoch` before
     each epoch (every DataLoader worker gets its own copy, so do it before iterating).
@@ -53,10 +63,16 @@ class TrackingPairDataset(torch.utils.data.Dataset):
                  ratios: Optional[Sequence[float]] = None, pairs_per_epoch: int = 60000,
                  processing: Optional[PairProcessing] = None, max_gap: int = 200,
                  seed: int = 0, max_attempts: int = 100, log_interval_s: float = 60.0,
-                 absent_fraction: float = 0.0) -> None:
+                 absent_fraction: float = 0.0, decoy_fraction: float = 0.0) -> None:
         self.absent_fraction = check_absent_fraction(absent_fraction)
+        self.decoy_fraction = check_decoy_fraction(decoy_fraction)
         self.sampler = PairSampler(datasets, ratios, pairs_per_epoch, max_gap=max_gap, seed=seed)
         self.datasets = self.sampler.datasets
+        if self.decoy_fraction > 0 and not any(
+                len(d) and d.sequence_info(0).distractors is not None for d in self.datasets):
+            raise ValueError('decoy_fraction needs datasets that record look-alikes of the '
+                             'target (distractors.txt, written by the generator); none of '
+                             f'{[d.name for d in self.datasets]} does: generate them again')
         self.processing = processing if processing is not None else PairProcessing()
         self.max_attempts = int(max_attempts)
         self.log_interval_s = float(log_interval_s)
@@ -116,11 +132,16 @@ class TrackingPairDataset(torch.utils.data.Dataset):
             self._skip(skips, 'frame_error', str(error))
             return None
         rng = self.sampler.rng(self.epoch, index, attempt, stream=1)
-        present = (self.absent_fraction == 0.0 or self.sampler.rng(
-            self.epoch, index, attempt, stream=2).random() >= self.absent_fraction)
+        present, decoy = True, None
+        if self.absent_fraction > 0.0:
+            choice = self.sampler.rng(self.epoch, index, attempt, stream=2)
+            present = choice.random() >= self.absent_fraction
+            decoys = info.distractors_in(spec.search_frame)
+            if not present and len(decoys) and choice.random() < self.decoy_fraction:
+                decoy = decoys[choice.integers(len(decoys))]
         try:
             out = self.processing(template_img, template_box, search_img, search_box, rng,
-                                  present)
+                                  present, decoy)
         except ValueError as error:
             # check_box passed, so the jittered crop itself failed: still the data's fault.
             self._skip(skips, 'invalid_box', f'{where}: {error}')

@@ -4,11 +4,12 @@ Training crops and augmentation for a template/search pair (OSTrack conventions)
 The search region is jittered (centre and scale) so the target is not always in the middle;
 grayscale and horizontal flip are decided once per pair, brightness once per crop. Augmentation
 runs on the small crops, never on the full frames. A target-absent pair moves the search
-region off the target, so the score head learns what "not there" looks like.
+region off the target, so the score head learns what "not there" looks like; centred on a
+look-alike of the target (a distractor), it shows what a tracker most often mistakes for it.
 """
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 from detrack_model.data.crops import CropTransform, region_transform, warp_crop
@@ -89,6 +90,25 @@ def off_target_region(transform: CropTransform, box: np.ndarray, image_hw: Tuple
     return region_transform(centre, side, transform.size)
 
 
+def decoy_region(transform: CropTransform, decoy: np.ndarray, box: np.ndarray, jitter: float,
+                 rng: np.random.Generator) -> Optional[CropTransform]:
+    """
+    Centre a square search region of ``transform``'s side on the look-alike ``decoy``.
+
+    The centre is jittered by up to ``jitter / 2`` of the side either way, as the target's
+    search region is around the target, so the look-alike's place in the crop says nothing.
+    Return None when the region would share a pixel with the target's ``box``.
+    """
+    side = transform.size / transform.scale
+    x, y, w, h = (float(v) for v in decoy)
+    cx, cy = np.array([x + 0.5 * w, y + 0.5 * h]) + (rng.random(2) - 0.5) * jitter * side
+    left, top = cx - 0.5 * side, cy - 0.5 * side
+    tx, ty, tw, th = (float(v) for v in box)
+    if left < tx + tw and tx < left + side and top < ty + th and ty < top + side:
+        return None
+    return region_transform((cx, cy), side, transform.size)
+
+
 class PairProcessing:
     """
     Crop, augment and normalise a template/search pair.
@@ -123,9 +143,12 @@ class PairProcessing:
 
     def __call__(self, template_img: np.ndarray, template_box: Sequence[float],
                  search_img: np.ndarray, search_box: Sequence[float],
-                 rng: np.random.Generator, present: bool = True) -> Dict[str, object]:
+                 rng: np.random.Generator, present: bool = True,
+                 decoy: Optional[Sequence[float]] = None) -> Dict[str, object]:
         """
-        Return ``template`` (3,T,T), ``search`` (3,S,S), their boxes, ``present`` and ``valid``.
+        Return the crops ``template`` (3,T,T), ``search`` (3,S,S), their boxes and flags.
+
+        The flags are ``present``, ``decoy`` and ``valid``.
 
         Boxes are float32 (4,) normalised cx, cy, w, h of the ground truth in each crop,
         clipped to the crop. ``valid`` is False when the search box centre falls outside the
@@ -135,7 +158,9 @@ class PairProcessing:
         With ``present=False`` the search region, of the size it would have had, is moved
         beside the target so that no part of the target box lies in it (see
         :func:`off_target_region`); ``search_box`` is then all zeros and ``valid`` depends on
-        the template alone.
+        the template alone. A ``decoy`` box (a look-alike in the search image) centres that
+        region on it instead (:func:`decoy_region`) unless the region would then show part of
+        the target; the returned ``decoy`` tells whether it did.
         """
         template_box = check_box(template_box)
         search_box = check_box(search_box)
@@ -149,8 +174,15 @@ class PairProcessing:
         flip = rng.random() < self.flip_prob
         template_gain = rng.uniform(*self.brightness)
         search_gain = rng.uniform(*self.brightness)
+        on_decoy = False
         if not present:
-            search_tf = off_target_region(search_tf, search_box, search_img.shape[:2], rng)
+            moved = None
+            if decoy is not None:
+                moved = decoy_region(search_tf, check_box(decoy), search_box,
+                                     self.centre_jitter / self.search_factor, rng)
+            on_decoy = moved is not None
+            search_tf = moved if on_decoy else off_target_region(
+                search_tf, search_box, search_img.shape[:2], rng)
 
         template, template_norm, template_ok = self._crop(template_img, template_box,
                                                           template_tf, gray, flip)
@@ -164,6 +196,7 @@ class PairProcessing:
             'template_box': torch.from_numpy(template_norm),
             'search_box': torch.from_numpy(search_norm),
             'present': bool(present),
+            'decoy': on_decoy,
             'valid': bool(template_ok and search_ok),
         }
 

@@ -55,13 +55,22 @@ class SequenceInfo:
     ``boxes`` is (N, 4) float64 x, y, w, h in pixels (NaN = unknown); ``visible`` is (N,) bool:
     the target is present, its box is valid and it is not fully occluded or out of view.
     ``invalid_boxes`` counts the frames whose box is NaN/infinite or has no area: they are
-    never visible, so no sample uses them.
+    never visible, so no sample uses them. ``distractors``, where the dataset records them,
+    is (M, 5) float64: a 0-based frame index and the x, y, w, h box of an object in that frame
+    that looks like the target (None: not recorded).
     """
 
     name: str
     boxes: np.ndarray
     visible: np.ndarray
     invalid_boxes: int = 0
+    distractors: Optional[np.ndarray] = None
+
+    def distractors_in(self, frame: int) -> np.ndarray:
+        """Return the (k, 4) look-alike boxes recorded in ``frame`` (none when unrecorded)."""
+        if self.distractors is None:
+            return np.empty((0, 4))
+        return self.distractors[self.distractors[:, 0] == frame, 1:]
 
     def __len__(self) -> int:
         """Return the number of frames."""

@@ -60,7 +60,9 @@ def build_pair_dataset(specs: Sequence[Mapping[str, Any]], recipe: Recipe, seed:
     absent = data.absent_fraction if training else 0.0
     return IndexedPairs(TrackingPairDataset(datasets, ratios, count, processing,
                                             max_gap=data.max_gap, seed=seed,
-                                            absent_fraction=absent))
+                                            absent_fraction=absent,
+                                            decoy_fraction=data.decoy_fraction if training
+                                            else 0.0))
 
 
 def collate_pairs(items: List[Dict[str, Any]]) -> Dict[str, Any]:

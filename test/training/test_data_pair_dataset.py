@@ -4,8 +4,10 @@ import logging
 import os
 
 import cv2
-from detrack_model.data import (Got10k, limit_opencv_threads, PairProcessing, SKIP_REASONS,
-                                TrackingPairDataset, worker_init)
+from detrack_model.data import (Got10k, limit_opencv_threads, PairProcessing, search_transform,
+                                SKIP_REASONS, TrackingPairDataset, worker_init)
+from detrack_model.data.processing import decoy_region
+import numpy as np
 import pytest
 import torch
 from toy_datasets import write_got10k
@@ -147,6 +149,50 @@ def test_absent_fraction_moves_that_share_of_search_crops_off_the_target(tmp_pat
         if a['present']:
             torch.testing.assert_close(a['search'], b['search'])
     assert all(plain[i]['present'] for i in range(40))
+
+
+def test_decoy_fraction_centres_absent_crops_on_recorded_look_alikes(tmp_path):
+    boxes = write_got10k(str(tmp_path), num_sequences=2, num_frames=10, width=640, height=480)
+    # Sequence 1 records a look-alike far from the target in every frame; sequence 2 none.
+    name = 'GOT-10k_Train_000001'
+    far = [f'{t + 1},{5 if box[0] > 320 else 630 - box[2]:.0f},5,{box[2]:.0f},{box[3]:.0f}'
+           for t, box in enumerate(boxes[name])]
+    (tmp_path / 'train' / name / 'distractors.txt').write_text('\n'.join(far) + '\n')
+    dataset = Got10k(str(tmp_path))
+    # No jitter: a region on the look-alike is the square of twice the target's side around it.
+    processing = PairProcessing(template_size=32, search_size=64, search_factor=2.0,
+                                centre_jitter=0.0, scale_jitter=0.0)
+    pairs = TrackingPairDataset([dataset], pairs_per_epoch=300, processing=processing,
+                                seed=4, absent_fraction=0.5, decoy_fraction=1.0)
+    items = [pairs[i] for i in range(300)]
+    info = dataset.sequence_info(0)
+    rng = np.random.default_rng(0)
+    usable = [decoy_region(search_transform(box, 2.0, 64), info.distractors_in(t)[0], box, 0.0,
+                           rng) is not None for t, box in enumerate(info.boxes)]
+    absent_first = [item for item in items if not item['present'] and item['sequence'] == 0]
+    assert 0 < sum(usable) and absent_first
+    # Every absent pair of sequence 1 uses its look-alike unless a region on it shows the target.
+    assert [item['decoy'] for item in absent_first] == \
+        [usable[item['search_frame']] for item in absent_first]
+    assert any(item['decoy'] for item in absent_first)
+    assert not any(item['decoy'] for item in items if item['present'] or item['sequence'] == 1)
+    # The choice of present pairs does not depend on the decoy fraction.
+    plain = TrackingPairDataset([dataset], pairs_per_epoch=300, processing=processing,
+                                seed=4, absent_fraction=0.5)
+    assert [plain[i]['present'] for i in range(0, 300, 7)] == \
+        [items[i]['present'] for i in range(0, 300, 7)]
+    assert not any(plain[i]['decoy'] for i in range(300))
+
+
+def test_decoy_fraction_without_recorded_look_alikes_is_refused(tmp_path):
+    write_got10k(str(tmp_path), num_sequences=1, num_frames=3)
+    with pytest.raises(ValueError, match='distractors.txt'):
+        TrackingPairDataset([Got10k(str(tmp_path))], pairs_per_epoch=4,
+                            processing=small_processing(), absent_fraction=0.2,
+                            decoy_fraction=0.5)
+    with pytest.raises(ValueError, match=r'decoy_fraction must be in \[0, 1\]'):
+        TrackingPairDataset([Got10k(str(tmp_path))], pairs_per_epoch=4,
+                            processing=small_processing(), decoy_fraction=1.5)
 
 
 @pytest.mark.parametrize('fraction', [-0.1, 1.0, float('nan')])

@@ -2,7 +2,7 @@
 
 from detrack_model.data import (crop_to_search, IMAGENET_MEAN, IMAGENET_STD, normalise_image,
                                 PairProcessing, search_transform)
-from detrack_model.data.processing import off_target_region
+from detrack_model.data.processing import decoy_region, off_target_region
 import numpy as np
 import pytest
 import torch
@@ -195,3 +195,51 @@ def test_a_present_pair_is_the_same_with_the_absent_option_available():
     assert explicit['present'] is True
     for key in ('template', 'search', 'search_box', 'template_box'):
         torch.testing.assert_close(default[key], explicit[key])
+
+
+def two_squares_image():
+    """Return an image with a white target square and a grey look-alike 200 pixels right."""
+    image, box = white_square_image()
+    image[200:240, 500:540] = 128
+    return image, box, np.array([500.0, 200.0, 40.0, 40.0])
+
+
+def test_an_absent_crop_centres_on_a_look_alike_and_shows_none_of_the_target():
+    image, box, decoy = two_squares_image()
+    out = still()(image, box, image, box, np.random.default_rng(0), present=False, decoy=decoy)
+    assert out['valid'] and out['present'] is False and out['decoy'] is True
+    assert out['search_box'].tolist() == [0.0, 0.0, 0.0, 0.0]
+    search = pixels(out['search'])
+    # The look-alike fills the middle quarter of the 256-pixel crop (factor 4, no jitter) ...
+    assert np.abs(search[100:156, 100:156] - 128).max() < 2.0
+    # ... and no white target pixel reaches the crop.
+    assert search.max() < 140.0
+
+
+def test_a_look_alike_next_to_the_target_falls_back_to_an_off_target_region():
+    image, box = white_square_image()
+    decoy = np.array([350.0, 200.0, 40.0, 40.0])  # a region on it would show the target
+    out = still()(image, box, image, box, np.random.default_rng(0), present=False, decoy=decoy)
+    assert out['valid'] and out['decoy'] is False
+    assert pixels(out['search']).max() < 1.0
+    assert decoy_region(search_transform(box, 4.0, 64), decoy, box, 0.0,
+                        np.random.default_rng(0)) is None
+
+
+def test_decoy_regions_are_jittered_like_search_regions_and_never_touch_the_target():
+    rng = np.random.default_rng(7)
+    box = np.array([300.0, 200.0, 40.0, 40.0])
+    usual = search_transform(box, 4.0, 64)
+    offsets = []
+    for _ in range(300):
+        decoy = np.array([rng.uniform(0, 600), rng.uniform(0, 440), 40.0, 40.0])
+        region = decoy_region(usual, decoy, box, 0.75, rng)
+        if region is None:
+            continue
+        x, y, side, _ = region.image_region()
+        assert side == pytest.approx(160.0)
+        assert x >= 340 or x + side <= 300 or y >= 240 or y + side <= 200
+        offsets.append(np.array([x + side / 2, y + side / 2]) - (decoy[:2] + 20.0))
+    offsets = np.abs(np.array(offsets))
+    # Up to 0.375 of the side either way, as a centre jitter of 3 at search factor 4 gives.
+    assert len(offsets) > 100 and offsets.max() <= 60.0 + 1e-9 and offsets.max() > 45.0

@@ -96,6 +96,35 @@ def test_got10k_malformed_labels_name_the_file(got10k_root, label):
         Got10k(str(root)).sequence_info(0)
 
 
+def test_got10k_distractor_boxes_are_read_per_frame(got10k_root):
+    root, _ = got10k_root
+    seq = root / 'train' / 'GOT-10k_Train_000001'
+    write_lines(seq / 'distractors.txt', ['2,10,20,8,6', '2,40,50,5,5', '6,1,2,3,4'])
+    dataset = Got10k(str(root))
+    info = dataset.sequence_info(0)
+    assert info.distractors.shape == (3, 5)
+    # Frames are numbered like the image files; the reader's frame indices start at 0.
+    np.testing.assert_array_equal(info.distractors_in(1), [[10, 20, 8, 6], [40, 50, 5, 5]])
+    np.testing.assert_array_equal(info.distractors_in(5), [[1, 2, 3, 4]])
+    assert info.distractors_in(0).shape == (0, 4)
+    # Without the file (GOT-10k itself), nothing is recorded.
+    other = dataset.sequence_info(1)
+    assert other.distractors is None and other.distractors_in(1).shape == (0, 4)
+
+
+@pytest.mark.parametrize('line, problem', [('2,10,20,8', 'expected 5'),
+                                           ('7,10,20,8,6', r'frame in 1\.\.6'),
+                                           ('0,10,20,8,6', r'frame in 1\.\.6'),
+                                           ('2,10,20,0,6', 'positive width'),
+                                           ('1.5,10,20,8,6', r'frame in 1\.\.6')])
+def test_got10k_malformed_distractor_boxes_name_file_and_line(got10k_root, line, problem):
+    root, _ = got10k_root
+    path = root / 'train' / 'GOT-10k_Train_000001' / 'distractors.txt'
+    write_lines(path, ['1,1,1,2,2', line])
+    with pytest.raises(AnnotationError, match=f'{path}:2: .*{problem}'):
+        Got10k(str(root)).sequence_info(0)
+
+
 def test_got10k_missing_and_corrupt_frames_raise_frame_error(got10k_root):
     root, _ = got10k_root
     dataset = Got10k(str(root))

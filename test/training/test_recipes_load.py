@@ -43,9 +43,12 @@ def test_every_committed_recipe_loads(name):
 @pytest.mark.parametrize('data, head, message', [
     ({'absent_fraction': 1.0}, 'decoder', r'my\.yaml: data absent_fraction must be in \[0, 1\)'),
     ({'absent_fraction': -0.1}, 'decoder', r'absent_fraction must be in \[0, 1\)'),
-    ({'absent_fraction': 0.2}, 'conv', 'needs the decoder head')])
+    ({'absent_fraction': 0.2}, 'conv', 'needs the decoder head'),
+    ({'absent_fraction': 0.2, 'decoy_fraction': 1.5}, 'decoder',
+     r'my\.yaml: data decoy_fraction must be in \[0, 1\]'),
+    ({'decoy_fraction': 0.5}, 'decoder', 'decoy_fraction needs absent_fraction > 0')])
 def test_recipe_refuses_an_unusable_absent_fraction(data, head, message):
-    """An absent fraction out of range, or with the conv head, fails when the recipe loads."""
+    """An absent or decoy fraction out of range or unusable fails when the recipe loads."""
     with pytest.raises(ValueError, match=message):
         recipe_from_dict({'model': {'preset': 'vit_tiny', 'head': head}, 'data': data},
                          'my.yaml')

@@ -5,6 +5,7 @@ import json
 import pathlib
 
 from detrack_model.cli.synth import main as synth_main
+from detrack_model.data import Got10k
 from detrack_model.data import synthetic
 import numpy as np
 import pytest
@@ -153,6 +154,44 @@ def test_render_labels_exact():
     frame = synthetic.render_frame(scene, 0)
     assert frame.cover == 0 and frame.absent and frame.visible_pixels == 0
     assert frame.box == (60.0, 40.0, 40.0, 40.0)
+
+
+def test_render_records_distractor_boxes():
+    """Each look-alike drawn gets its box in the frame, clipped; one wholly outside gets none."""
+    scene = _known_scene()
+    square = np.full((64, 64), 255, np.uint8)
+    near = synthetic.Sprite.constant(_solid(64, (0, 0, 200)), square, scene.num_frames,
+                                     centre=(19.5, 19.5), size=(20, 10))
+    edge = synthetic.Sprite.constant(_solid(64, (0, 0, 200)), square, scene.num_frames,
+                                     centre=(155.5, 100.5), size=(20, 20))
+    gone = synthetic.Sprite.constant(_solid(64, (0, 0, 200)), square, scene.num_frames,
+                                     centre=(400.5, 60.5), size=(20, 20))
+    scene.distractors = [near, edge, gone]
+    frame = synthetic.render_frame(scene, 0)
+    assert frame.distractors == ((10.0, 15.0, 20.0, 10.0), (146.0, 91.0, 14.0, 20.0))
+    # Drawn where the boxes say: the look-alike's red fills its box.
+    assert frame.image[15:25, 10:30, 2].min() > 150
+    near.visible[1] = False
+    assert synthetic.render_frame(scene, 1).distractors == ((146.0, 91.0, 14.0, 20.0),)
+    assert synthetic.render_frame(_known_scene(), 0).distractors == ()
+
+
+def test_written_distractors_are_the_rendered_ones(many):
+    """distractors.txt lists every frame's look-alike boxes; the reader gets them back."""
+    root, summary, records = many
+    dataset = Got10k(str(root), 'val')
+    with_any = 0
+    for index, record in enumerate(records[:12]):
+        scene = synthetic.build_sequence_scene(11, 'val', index, 24, (128, 96),
+                                               synthetic.source_set('val'))
+        info = dataset.sequence_info(index)
+        for t in (0, 11, 23):
+            expected = np.array(synthetic.render_frame(scene, t).distractors).reshape(-1, 4)
+            np.testing.assert_allclose(info.distractors_in(t), expected, atol=0.5)
+        with_any += record['distractors'] > 0
+        if record['distractors'] == 0:
+            assert info.distractors.shape == (0, 5)
+    assert with_any > 0
 
 
 def test_render_out_of_frame():

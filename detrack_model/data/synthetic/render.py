@@ -19,6 +19,8 @@ class RenderedFrame:
     ``visible_mask`` is its part not under an occluder. ``object_pixels`` counts the whole
     object (outside-the-frame part included), ``in_frame_pixels`` its part inside the frame.
     ``box`` is x, y, w, h (see the package docstring for the convention).
+    ``distractors`` holds the boxes (x, y, w, h, in the frame) of the look-alikes drawn in it:
+    what a tracker could take for the target (training's target-absent pairs centre on them).
     """
 
     image: np.ndarray
@@ -31,6 +33,7 @@ class RenderedFrame:
     cover: int
     absent: bool
     cut_by_image: bool
+    distractors: Tuple[Tuple[float, float, float, float], ...] = ()
 
 
 def line_kernel(vector: np.ndarray) -> np.ndarray:
@@ -166,6 +169,20 @@ def mask_box(mask: np.ndarray) -> Optional[Tuple[int, int, int, int]]:
             int(rows[-1] - rows[0] + 1))
 
 
+def frame_box(x0: int, y0: int, mask: np.ndarray, width: int, height: int
+              ) -> Optional[Tuple[float, float, float, float]]:
+    """Return the box of a local ``mask`` at (x0, y0), clipped to the frame; None if outside."""
+    local = mask_box(mask)
+    if local is None:
+        return None
+    left, top = max(local[0] + x0, 0), max(local[1] + y0, 0)
+    right = min(local[0] + x0 + local[2], width)
+    bottom = min(local[1] + y0 + local[3], height)
+    if right <= left or bottom <= top:
+        return None
+    return (float(left), float(top), float(right - left), float(bottom - top))
+
+
 def background_view(scene: Scene, t: int) -> np.ndarray:
     """Return the part of the background canvas the camera sees at frame ``t`` (float32)."""
     width, height = scene.size
@@ -214,9 +231,12 @@ def render_frame(scene: Scene, t: int) -> RenderedFrame:
     """Render frame ``t`` (0-based) of a scene with its exact labels."""
     width, height = scene.size
     frame = background_view(scene, t)
+    distractors = []
     for sprite in scene.distractors:
         if sprite.visible[t]:
-            draw(frame, sprite, t)
+            found = frame_box(*draw(frame, sprite, t), width, height)
+            if found is not None:
+                distractors.append(found)
     target_mask = np.zeros((height, width), bool)
     x0, y0, full_mask = draw(frame, scene.target, t, (target_mask,))
     occluded = np.zeros((height, width), bool)
@@ -241,4 +261,5 @@ def render_frame(scene: Scene, t: int) -> RenderedFrame:
     return RenderedFrame(image=image, target_mask=target_mask, visible_mask=visible_mask,
                          box=tuple(float(v) for v in box), object_pixels=total,
                          in_frame_pixels=in_frame, visible_pixels=visible, cover=cover,
-                         absent=cover == 0, cut_by_image=in_frame < total)
+                         absent=cover == 0, cut_by_image=in_frame < total,
+                         distractors=tuple(distractors))

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import zlib
 
 import cv2
+from detrack_model.data.got10k import DISTRACTOR_FILE
 from detrack_model.data.synthetic.render import render_frame
 from detrack_model.data.synthetic.scene import ATTRIBUTE_PROBABILITIES, build_scene, Scene
 from detrack_model.data.synthetic.sources import source_set, SourceSet
@@ -77,7 +78,7 @@ def write_sequence(scene: Scene, directory: str, quality: int = JPEG_QUALITY
     for stale in os.listdir(directory):
         if _FRAME_FILE.match(stale):
             os.remove(os.path.join(directory, stale))
-    boxes, absence, cover, cut = [], [], [], []
+    boxes, absence, cover, cut, distractors = [], [], [], [], []
     occluded_frames = out_of_view_frames = blurred_frames = 0
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     for t in range(scene.num_frames):
@@ -89,6 +90,8 @@ def write_sequence(scene: Scene, directory: str, quality: int = JPEG_QUALITY
         absence.append(int(rendered.absent))
         cover.append(rendered.cover)
         cut.append(int(rendered.cut_by_image))
+        distractors += [f'{t + 1},' + ','.join(f'{v:.0f}' for v in box)
+                        for box in rendered.distractors]
         occluded_frames += int(rendered.visible_pixels < rendered.in_frame_pixels)
         out_of_view_frames += int(rendered.in_frame_pixels == 0)
         blurred_frames += int(np.hypot(*scene.target.blur[t]) >= 1.5)
@@ -98,6 +101,7 @@ def write_sequence(scene: Scene, directory: str, quality: int = JPEG_QUALITY
     _write_lines(directory, 'absence.label', absence)
     _write_lines(directory, 'cover.label', cover)
     _write_lines(directory, 'cut_by_image.label', cut)
+    _write_lines(directory, DISTRACTOR_FILE, distractors)
     name = os.path.basename(os.path.normpath(directory))
     with open(os.path.join(directory, 'meta_info.ini'), 'w', encoding='utf-8') as f:
         f.write(_meta_info(name, scene))
