@@ -15,7 +15,9 @@ from typing import Dict, Optional, Sequence
 import cv2
 from detrack_model.data.processing import check_box, PairProcessing
 from detrack_model.data.sampler import PairSampler, PairSpec
-from detrack_model.data.sequences import AnnotationError, FrameError, TrackingDataset
+from detrack_model.data.sequences import (AnnotationError, FrameError, SequenceInfo,
+                                          TrackingDataset, valid_boxes)
+import numpy as np
 import torch
 import torch.utils.data
 
@@ -36,10 +38,10 @@ def check_absent_fraction(value: float) -> float:
     return float(value)
 
 
-def check_decoy_fraction(value: float) -> float:
-    """Return ``value`` as a float; raise ValueError unless it is in [0, 1]."""
+def check_share(name: str, value: float) -> float:
+    """Return ``value`` as a float; raise ValueError naming ``name`` unless it is in [0, 1]."""
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f'decoy_fraction must be in [0, 1], got {value}')
+        raise ValueError(f'{name} must be in [0, 1], got {value}')
     return float(value)
 
 
@@ -52,8 +54,11 @@ class TrackingPairDataset(torch.utils.data.Dataset):
     ``absent_fraction`` of pairs whose search crop is moved off the target, drawn per pair from
     its own random stream; their search box is zeros), ``decoy`` (True for an absent pair
     whose search crop is centred on a look-alike of the target: ``decoy_fraction`` of the
-    absent pairs whose search frame has one recorded, see :class:`SequenceInfo`), the
-    provenance ``dataset``, ``sequence``,
+    absent pairs whose search frame has one recorded, see :class:`SequenceInfo`), ``hidden``
+    (True for an absent pair whose search frame is one where the target is fully occluded or
+    out of view, its crop around the hidden box: ``hidden_fraction`` of the absent pairs
+    whose sequence has such a frame within ``max_gap`` of the template; tried before a
+    look-alike), the provenance ``dataset``, ``sequence``,
     ``template_frame``, ``search_frame``, ``attempt``, and ``skipped`` (total redraws) with
     ``skips`` (redraws per reason in :data:`SKIP_REASONS`). Call :meth:`set_epoch` before
     each epoch (every DataLoader worker gets its own copy, so do it before iterating).
@@ -63,9 +68,11 @@ class TrackingPairDataset(torch.utils.data.Dataset):
                  ratios: Optional[Sequence[float]] = None, pairs_per_epoch: int = 60000,
                  processing: Optional[PairProcessing] = None, max_gap: int = 200,
                  seed: int = 0, max_attempts: int = 100, log_interval_s: float = 60.0,
-                 absent_fraction: float = 0.0, decoy_fraction: float = 0.0) -> None:
+                 absent_fraction: float = 0.0, decoy_fraction: float = 0.0,
+                 hidden_fraction: float = 0.0) -> None:
         self.absent_fraction = check_absent_fraction(absent_fraction)
-        self.decoy_fraction = check_decoy_fraction(decoy_fraction)
+        self.decoy_fraction = check_share('decoy_fraction', decoy_fraction)
+        self.hidden_fraction = check_share('hidden_fraction', hidden_fraction)
         self.sampler = PairSampler(datasets, ratios, pairs_per_epoch, max_gap=max_gap, seed=seed)
         self.datasets = self.sampler.datasets
         if self.decoy_fraction > 0 and not any(
@@ -118,30 +125,35 @@ class TrackingPairDataset(torch.utils.data.Dataset):
         dataset = self.datasets[spec.dataset]
         info = dataset.sequence_info(spec.sequence)
         where = f'{dataset.name}/{info.name}'
+        present, decoy, hidden, search_frame = True, None, False, spec.search_frame
+        if self.absent_fraction > 0.0:
+            choice = self.sampler.rng(self.epoch, index, attempt, stream=2)
+            present = choice.random() >= self.absent_fraction
+            if not present:
+                found = self._hidden_frame(info, spec.template_frame, choice)
+                hidden = found is not None
+                search_frame = found if hidden else search_frame
+            decoys = info.distractors_in(search_frame)
+            if not (present or hidden) and len(decoys) and \
+                    choice.random() < self.decoy_fraction:
+                decoy = decoys[choice.integers(len(decoys))]
         try:
             template_box = check_box(info.boxes[spec.template_frame])
-            search_box = check_box(info.boxes[spec.search_frame])
+            search_box = check_box(info.boxes[search_frame])
         except ValueError as error:
             self._skip(skips, 'invalid_box', f'{where}: {error}')
             return None
         try:
             template_img = dataset.frame(spec.sequence, spec.template_frame)
-            search_img = (template_img if spec.search_frame == spec.template_frame
-                          else dataset.frame(spec.sequence, spec.search_frame))
+            search_img = (template_img if search_frame == spec.template_frame
+                          else dataset.frame(spec.sequence, search_frame))
         except FrameError as error:
             self._skip(skips, 'frame_error', str(error))
             return None
         rng = self.sampler.rng(self.epoch, index, attempt, stream=1)
-        present, decoy = True, None
-        if self.absent_fraction > 0.0:
-            choice = self.sampler.rng(self.epoch, index, attempt, stream=2)
-            present = choice.random() >= self.absent_fraction
-            decoys = info.distractors_in(spec.search_frame)
-            if not present and len(decoys) and choice.random() < self.decoy_fraction:
-                decoy = decoys[choice.integers(len(decoys))]
         try:
             out = self.processing(template_img, template_box, search_img, search_box, rng,
-                                  present, decoy)
+                                  present, decoy, hidden)
         except ValueError as error:
             # check_box passed, so the jittered crop itself failed: still the data's fault.
             self._skip(skips, 'invalid_box', f'{where}: {error}')
@@ -151,9 +163,20 @@ class TrackingPairDataset(torch.utils.data.Dataset):
                        f'{where} frames {spec.template_frame}/{spec.search_frame}: target '
                        'centre left the jittered search crop or the box became too small')
             return None
-        out.update(dataset=spec.dataset, sequence=spec.sequence,
-                   template_frame=spec.template_frame, search_frame=spec.search_frame)
+        out.update(dataset=spec.dataset, sequence=spec.sequence, hidden=hidden,
+                   template_frame=spec.template_frame, search_frame=search_frame)
         return out
+
+    def _hidden_frame(self, info: SequenceInfo, template: int,
+                      choice: np.random.Generator) -> Optional[int]:
+        """Return, for ``hidden_fraction`` of the calls that can, a frame hiding the target."""
+        if self.hidden_fraction == 0.0:
+            return None
+        hidden = np.flatnonzero(valid_boxes(info.boxes) & ~info.visible)
+        hidden = hidden[np.abs(hidden - template) <= self.sampler.max_gap]
+        if not len(hidden) or choice.random() >= self.hidden_fraction:
+            return None
+        return int(hidden[choice.integers(len(hidden))])
 
     def _skip(self, skips: Dict[str, int], reason: str, detail: str, count: int = 1) -> None:
         skips[reason] += count

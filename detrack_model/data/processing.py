@@ -144,7 +144,8 @@ class PairProcessing:
     def __call__(self, template_img: np.ndarray, template_box: Sequence[float],
                  search_img: np.ndarray, search_box: Sequence[float],
                  rng: np.random.Generator, present: bool = True,
-                 decoy: Optional[Sequence[float]] = None) -> Dict[str, object]:
+                 decoy: Optional[Sequence[float]] = None,
+                 hidden: bool = False) -> Dict[str, object]:
         """
         Return the crops ``template`` (3,T,T), ``search`` (3,S,S), their boxes and flags.
 
@@ -160,8 +161,13 @@ class PairProcessing:
         :func:`off_target_region`); ``search_box`` is then all zeros and ``valid`` depends on
         the template alone. A ``decoy`` box (a look-alike in the search image) centres that
         region on it instead (:func:`decoy_region`) unless the region would then show part of
-        the target; the returned ``decoy`` tells whether it did.
+        the target; the returned ``decoy`` tells whether it did. ``hidden`` says that the search
+        image hides the target (fully occluded or out of view): the region then stays around
+        its box, as a tracker's would.
         """
+        if hidden and present:
+            raise ValueError('a search image that hides the target cannot show it: '
+                             'hidden=True needs present=False')
         template_box = check_box(template_box)
         search_box = check_box(search_box)
         # Draw every random number in a fixed order whatever the settings, so one knob never
@@ -175,7 +181,7 @@ class PairProcessing:
         template_gain = rng.uniform(*self.brightness)
         search_gain = rng.uniform(*self.brightness)
         on_decoy = False
-        if not present:
+        if not (present or hidden):
             moved = None
             if decoy is not None:
                 moved = decoy_region(search_tf, check_box(decoy), search_box,

@@ -62,7 +62,8 @@ def build_pair_dataset(specs: Sequence[Mapping[str, Any]], recipe: Recipe, seed:
                                             max_gap=data.max_gap, seed=seed,
                                             absent_fraction=absent,
                                             decoy_fraction=data.decoy_fraction if training
-                                            else 0.0))
+                                            else 0.0,
+                                            hidden_fraction=data.hidden_fraction))
 
 
 def collate_pairs(items: List[Dict[str, Any]]) -> Dict[str, Any]:

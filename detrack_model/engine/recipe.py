@@ -11,7 +11,7 @@ import pathlib
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
 from detrack_model.config import build_dataclass, config_from_spec, ModelConfig
-from detrack_model.data.pair_dataset import check_absent_fraction, check_decoy_fraction
+from detrack_model.data.pair_dataset import check_absent_fraction, check_share
 from detrack_model.losses import LossConfig
 import yaml
 
@@ -35,6 +35,9 @@ class DataRecipe:
     # Of those, the fraction centred on a look-alike of the target where the search frame has
     # one recorded (generated data): the confident mistakes false tracking is made of.
     decoy_fraction: float = 0.0
+    # Of those, the fraction taken from a frame where the target is fully occluded or out of
+    # view (crop around its hidden box) where the sequence has one: what covers it then.
+    hidden_fraction: float = 0.0
 
 
 @dataclass
@@ -166,12 +169,14 @@ def recipe_from_dict(data: Dict[str, Any], where: str = 'recipe') -> Recipe:
                          'decoder: {dn_labels: true}')
     try:
         check_absent_fraction(recipe.data.absent_fraction)
-        check_decoy_fraction(recipe.data.decoy_fraction)
+        check_share('decoy_fraction', recipe.data.decoy_fraction)
+        check_share('hidden_fraction', recipe.data.hidden_fraction)
     except ValueError as error:
         raise ValueError(f'{where}: data {error}') from None
-    if recipe.data.decoy_fraction > 0 and recipe.data.absent_fraction == 0:
-        raise ValueError(f'{where}: data decoy_fraction needs absent_fraction > 0 (it is a '
-                         'share of the target-absent pairs)')
+    for share in ('decoy_fraction', 'hidden_fraction'):
+        if getattr(recipe.data, share) > 0 and recipe.data.absent_fraction == 0:
+            raise ValueError(f'{where}: data {share} needs absent_fraction > 0 (it is a share '
+                             'of the target-absent pairs)')
     if recipe.data.absent_fraction > 0 and recipe.model.head != 'decoder':
         raise ValueError(f'{where}: data absent_fraction needs the decoder head (the conv '
                          'baseline has no loss for target-absent pairs)')

@@ -184,6 +184,36 @@ def test_decoy_fraction_centres_absent_crops_on_recorded_look_alikes(tmp_path):
     assert not any(plain[i]['decoy'] for i in range(300))
 
 
+def test_hidden_fraction_takes_absent_crops_from_frames_hiding_the_target(tmp_path):
+    write_got10k(str(tmp_path), num_sequences=2, num_frames=12)
+    # Frames 5..7 of sequence 1 hide the target (fully occluded); sequence 2 never does.
+    (tmp_path / 'train' / 'GOT-10k_Train_000001' / 'absence.label').write_text(
+        ''.join(f'{int(4 <= t <= 6)}\n' for t in range(12)))
+    dataset = Got10k(str(tmp_path))
+    pairs = TrackingPairDataset([dataset], pairs_per_epoch=300, processing=small_processing(),
+                                seed=4, absent_fraction=0.5, hidden_fraction=1.0, max_gap=20)
+    items = [pairs[i] for i in range(300)]
+    first = [item for item in items if item['sequence'] == 0]
+    assert all(item['hidden'] == (not item['present']) for item in first)
+    assert {item['search_frame'] for item in first if item['hidden']} == {4, 5, 6}
+    assert all(item['search_frame'] not in (4, 5, 6) for item in first if item['present'])
+    assert all(item['search_box'].abs().sum() == 0 for item in first if item['hidden'])
+    assert not any(item['hidden'] for item in items if item['sequence'] == 1)
+    # Within max_gap of the template only: none are that close with a gap of 1 from frame 0..2.
+    near = TrackingPairDataset([dataset], pairs_per_epoch=300, processing=small_processing(),
+                               seed=4, absent_fraction=0.5, hidden_fraction=1.0, max_gap=1)
+    for index in range(300):
+        item = near[index]
+        if item['hidden']:
+            assert abs(item['search_frame'] - item['template_frame']) <= 1
+    # Off, the choice of present pairs and their frames are those of the plain absent pairs.
+    plain = TrackingPairDataset([dataset], pairs_per_epoch=300, processing=small_processing(),
+                                seed=4, absent_fraction=0.5, max_gap=20)
+    assert not any(plain[i]['hidden'] for i in range(0, 300, 5))
+    assert [plain[i]['present'] for i in range(0, 300, 5)] == \
+        [items[i]['present'] for i in range(0, 300, 5)]
+
+
 def test_decoy_fraction_without_recorded_look_alikes_is_refused(tmp_path):
     write_got10k(str(tmp_path), num_sequences=1, num_frames=3)
     with pytest.raises(ValueError, match='distractors.txt'):
@@ -193,6 +223,9 @@ def test_decoy_fraction_without_recorded_look_alikes_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r'decoy_fraction must be in \[0, 1\]'):
         TrackingPairDataset([Got10k(str(tmp_path))], pairs_per_epoch=4,
                             processing=small_processing(), decoy_fraction=1.5)
+    with pytest.raises(ValueError, match=r'hidden_fraction must be in \[0, 1\]'):
+        TrackingPairDataset([Got10k(str(tmp_path))], pairs_per_epoch=4,
+                            processing=small_processing(), hidden_fraction=-0.5)
 
 
 @pytest.mark.parametrize('fraction', [-0.1, 1.0, float('nan')])

@@ -243,3 +243,16 @@ def test_decoy_regions_are_jittered_like_search_regions_and_never_touch_the_targ
     offsets = np.abs(np.array(offsets))
     # Up to 0.375 of the side either way, as a centre jitter of 3 at search factor 4 gives.
     assert len(offsets) > 100 and offsets.max() <= 60.0 + 1e-9 and offsets.max() > 45.0
+
+
+def test_a_hidden_target_keeps_the_search_region_on_its_box():
+    """hidden=True: the image hides the target, so the crop stays where the target would be."""
+    image, box = white_square_image()
+    image[190:250, 290:350] = 90  # an occluder over the whole target
+    out = still()(image, box, image, box, np.random.default_rng(0), present=False, hidden=True)
+    assert out['valid'] and out['present'] is False and out['decoy'] is False
+    assert out['search_box'].tolist() == [0.0, 0.0, 0.0, 0.0]
+    # The occluder, centred like the target was, fills the crop's middle.
+    assert np.abs(pixels(out['search'])[96:160, 96:160] - 90).max() < 2.0
+    with pytest.raises(ValueError, match='hidden=True needs present=False'):
+        still()(image, box, image, box, np.random.default_rng(0), hidden=True)

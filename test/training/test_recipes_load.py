@@ -46,7 +46,10 @@ def test_every_committed_recipe_loads(name):
     ({'absent_fraction': 0.2}, 'conv', 'needs the decoder head'),
     ({'absent_fraction': 0.2, 'decoy_fraction': 1.5}, 'decoder',
      r'my\.yaml: data decoy_fraction must be in \[0, 1\]'),
-    ({'decoy_fraction': 0.5}, 'decoder', 'decoy_fraction needs absent_fraction > 0')])
+    ({'decoy_fraction': 0.5}, 'decoder', 'decoy_fraction needs absent_fraction > 0'),
+    ({'hidden_fraction': 0.5}, 'decoder', 'hidden_fraction needs absent_fraction > 0'),
+    ({'absent_fraction': 0.2, 'hidden_fraction': 2}, 'decoder',
+     r'hidden_fraction must be in \[0, 1\]')])
 def test_recipe_refuses_an_unusable_absent_fraction(data, head, message):
     """An absent or decoy fraction out of range or unusable fails when the recipe loads."""
     with pytest.raises(ValueError, match=message):
