@@ -37,7 +37,8 @@ STAGES = (('unpruned parent (`models/detrack_tiny_pool`)', 'training/synthetic_c
            ROOT / 'runs' / 'prune_tiny' / 'finetune_b0250' / 'model'),
           ('trained on, on twice the generated sequences',
            'training/prune_tiny_finetune_long.yaml', ROOT / 'runs' / 'finetune_long' / 'model'),
-          ('trained on with target-absent pairs: the shipped default',
+          ('trained on with target-absent pairs (off the target, over it while hidden, on '
+           'look-alikes): the shipped default',
            'training/prune_tiny_finetune_absent.yaml', default_model_path()))
 
 
