@@ -125,18 +125,16 @@ class TrackingPairDataset(torch.utils.data.Dataset):
         dataset = self.datasets[spec.dataset]
         info = dataset.sequence_info(spec.sequence)
         where = f'{dataset.name}/{info.name}'
-        present, decoy, hidden, search_frame = True, None, False, spec.search_frame
+        present, hidden, decoy, search_frame = True, False, None, spec.search_frame
         if self.absent_fraction > 0.0:
             choice = self.sampler.rng(self.epoch, index, attempt, stream=2)
             present = choice.random() >= self.absent_fraction
             if not present:
                 found = self._hidden_frame(info, spec.template_frame, choice)
-                hidden = found is not None
-                search_frame = found if hidden else search_frame
-            decoys = info.distractors_in(search_frame)
-            if not (present or hidden) and len(decoys) and \
-                    choice.random() < self.decoy_fraction:
-                decoy = decoys[choice.integers(len(decoys))]
+                if found is not None:
+                    hidden, search_frame = True, found
+                else:
+                    decoy = self._decoy(info, search_frame, choice)
         try:
             template_box = check_box(info.boxes[spec.template_frame])
             search_box = check_box(info.boxes[search_frame])
@@ -177,6 +175,14 @@ class TrackingPairDataset(torch.utils.data.Dataset):
         if not len(hidden) or choice.random() >= self.hidden_fraction:
             return None
         return int(hidden[choice.integers(len(hidden))])
+
+    def _decoy(self, info: SequenceInfo, frame: int,
+               choice: np.random.Generator) -> Optional[np.ndarray]:
+        """Return, for ``decoy_fraction`` of the calls that can, a look-alike in ``frame``."""
+        decoys = info.distractors_in(frame)
+        if not len(decoys) or choice.random() >= self.decoy_fraction:
+            return None
+        return decoys[choice.integers(len(decoys))]
 
     def _skip(self, skips: Dict[str, int], reason: str, detail: str, count: int = 1) -> None:
         skips[reason] += count
