@@ -13,7 +13,11 @@ frames in a row, the tracker reports ``lost``; when it has for ``search_patience
 (0: ``lost_patience``), it is ``searching``: it stops moving its state (the last confident
 box) and searches a wider area (``lost_search_factor``) until a score above the threshold
 brings it back. The two are apart so that a short dip can be reported at once (no box a
-consumer would act on) while the search still follows the network through it. The miss
+consumer would act on) while the search still follows the network through it. Once lost, a
+candidate farther than ``RECOVER_RADIUS`` box sizes from the last confident box needs
+``recover_threshold`` when that is higher (hysteresis: a look-alike scoring just over the
+miss threshold while the target is hidden is the usual mistake; a target re-emerging where it
+was hidden needs less). The miss
 threshold is ``score_threshold``; with ``reference_frames`` it is lowered for a target that
 scores lower than the training data's (another camera, another kind of scene): the mean score
 of the first ``reference_frames`` frames after the start (assumed on the target) is the
@@ -35,8 +39,9 @@ frame by frame, so a short occlusion of a moving target is searched where it wen
 Re-detection (``redetect``): once the target has been lost for ``redetect_after`` frames, every
 frame also searches ``redetect_tiles`` squares of a grid of search regions (at the last known
 scale, half-overlapping) covering the whole frame, in turn; a candidate scoring at least
-``redetect_threshold`` there brings the target back (``reacquisitions`` counts them). The
-extra cost is ``redetect_tiles`` network runs per lost frame, and one more on a find.
+``redetect_threshold`` there (``recover_threshold`` away from the last confident box) brings
+the target back (``reacquisitions`` counts them). The extra cost is ``redetect_tiles``
+network runs per lost frame, and one more on a find.
 
 Frame size: the state is in the pixels of the frames it was tracked in. A frame of another
 size is not tracked: :class:`FrameSizeChanged` is raised and nothing changes, so one odd frame
@@ -61,6 +66,9 @@ import numpy as np
 LOG = logging.getLogger(__name__)
 # Relative difference of the two scale factors under which a size change keeps the aspect.
 ASPECT_TOLERANCE = 0.01
+# Distance from the last confident box, in its sqrt(w h), beyond which a lost target's
+# candidate needs ``recover_threshold``: a target re-emerging where it was hidden needs less.
+RECOVER_RADIUS = 1.0
 
 
 class FrameSizeChanged(ValueError):
@@ -88,6 +96,9 @@ class TrackerConfig:
     # fraction of it under which a frame counts as a miss (see the module docstring).
     reference_frames: int = 0
     relative_threshold: float = 1.0
+    # Score a lost target's candidate away from the last confident box needs to be taken
+    # back, where higher than the miss threshold (0: the miss threshold); chosen on val too.
+    recover_threshold: float = 0.75
     hanning: bool = True
     # Pixels of the box kept inside the frame (OSTrack's clip_box margin).
     clip_margin: float = 10.0
@@ -131,9 +142,9 @@ class TrackerConfig:
         if self.redetect_after < 0 or self.redetect_tiles < 1:
             raise ValueError('redetect_after must be >= 0 and redetect_tiles >= 1, got '
                              f'{self.redetect_after}, {self.redetect_tiles}')
-        if not 0.0 <= self.redetect_threshold <= 1.0:
-            raise ValueError(f'redetect_threshold must be in [0, 1], got '
-                             f'{self.redetect_threshold}')
+        for name in ('redetect_threshold', 'recover_threshold'):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f'{name} must be in [0, 1], got {getattr(self, name)}')
 
 
 class Tracker:
@@ -302,6 +313,15 @@ class Tracker:
             return config.score_threshold
         return min(config.score_threshold, config.relative_threshold * total / count)
 
+    def _recover_bar(self, box: np.ndarray, base: float) -> float:
+        """Return the score a lost target's candidate needs: ``recover_threshold`` if far."""
+        bar = self.config.recover_threshold
+        if bar <= base:
+            return base
+        offset = _centre(box) - _centre(self.state)
+        near = float(offset @ offset) <= RECOVER_RADIUS ** 2 * self.state[2] * self.state[3]
+        return base if near else bar
+
     def _update_state(self, box: np.ndarray, score: float) -> None:
         """Follow the prediction unless lost; count low-score frames."""
         config = self.config
@@ -310,7 +330,7 @@ class Tracker:
             self._reference[0] += score
             self._reference[1] += 1
         threshold = self.miss_threshold()
-        if score >= threshold:
+        if score >= (self._recover_bar(box, threshold) if self.lost else threshold):
             if self.lost:
                 LOG.info('target recovered at frame %d (score %.2f)', self.frame_index + 1,
                          score)
@@ -357,13 +377,13 @@ class Tracker:
             candidate = self._best_candidate(transform, window=False)
             if best is None or candidate[0] > best[0]:
                 best = candidate
-        if best is None or best[0] < config.redetect_threshold:
+        if best is None or best[0] < self._recover_bar(best[1], config.redetect_threshold):
             return None
         # A tile may cut the target: search once more, centred on what it found.
         transform = search_transform(best[1], config.search_factor, size)
         self._crop(image, transform, self._search, bgr)
         refined = self._best_candidate(transform, window=True)
-        if refined[0] >= config.redetect_threshold:
+        if refined[0] >= self._recover_bar(refined[1], config.redetect_threshold):
             best = refined
         box = clip_box(best[1], image.shape[1], image.shape[0], config.clip_margin,
                        config.min_size)

@@ -229,6 +229,42 @@ def test_lost_after_patience_and_recovery():
     assert tracker.state[0] != frozen[0]
 
 
+def test_a_lost_target_comes_back_from_afar_only_over_the_recover_threshold():
+    """Hysteresis: lost under 0.3; a candidate away from the last box needs 0.6, a near one not."""
+    far = [[0.95, 0.5, 0.2, 0.2]]  # 0.45 of the 6x search side = 108 px from the state's centre
+    backend = ScriptedBackend(far, [0.1], [5])
+    tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, recover_threshold=0.6,
+                                             redetect=False, **EXACT))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    tracker.initialize(frame, (300, 200, 40, 40))
+    tracker.track(frame)
+    assert tracker.lost
+    frozen = tracker.state.copy()
+    for score, lost in ((0.5, True), (0.59, True), (0.6, False), (0.4, False), (0.2, True)):
+        backend.answer = (np.array(far, np.float32), np.array([score], np.float32),
+                          backend.answer[2])
+        tracker.track(frame)
+        # Over the miss threshold while tracking (0.4) keeps the target; lost, it takes 0.6.
+        assert tracker.lost == lost, score
+        if lost and score > 0.3:
+            np.testing.assert_array_equal(tracker.state, frozen)
+    # Near the last confident box (12 px away) the miss threshold is enough.
+    backend.answer = (np.array([[0.55, 0.5, 0.2, 0.2]], np.float32),
+                      np.array([0.35], np.float32), backend.answer[2])
+    tracker.track(frame)
+    assert not tracker.lost
+    # Re-detection's far candidates face the higher of the two bars as well.
+    strict = Tracker(BlobBackend(), TrackerConfig(hanning=False, redetect_after=0,
+                                                  redetect_tiles=64, recover_threshold=0.95))
+    strict.initialize(blob_frame(50, 50), (50, 50, 30, 30))
+    strict.track(blob_frame(None, None))
+    for _ in range(5):
+        strict.track(blob_frame(560, 400))
+    assert strict.lost and strict.reacquisitions == 0
+    with pytest.raises(ValueError, match=r'recover_threshold must be in \[0, 1\]'):
+        TrackerConfig(recover_threshold=1.5)
+
+
 def test_bad_inputs_give_clear_errors():
     """Wrong frames and boxes are rejected with messages that say what is wrong."""
     tracker = Tracker(ScriptedBackend([[0.5, 0.5, 0.2, 0.2]], [0.9], [0]))
