@@ -34,7 +34,8 @@ from detrack_model.evaluation import evaluate
 from detrack_model.evaluation.consistency import forward_backward, max_scale_change, run_track
 from detrack_model.evaluation.metrics import rect_iou
 from detrack_model.evaluation.recovery import recovery
-from detrack_model.evaluation.runner import run_benchmark
+from detrack_model.evaluation.runner import results_tag, run_benchmark
+from detrack_model.export.bundle import bundle_paths
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking import build_tracker, RuntimeConfig, TrackerConfig
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -164,9 +165,12 @@ def score_plot(calibration: Dict[str, Any], path: pathlib.Path) -> None:
 def measure(model: pathlib.Path, sequences, settings: Dict[str, Any], output: pathlib.Path,
             subset: Sequence[str]) -> Dict[str, Any]:
     """Run one configuration; return AO (all, subset), recovery, false tracking, scale, times."""
+    config = config_of(settings)
     tracker = build_tracker(model, RuntimeConfig(device='cpu', backend='onnxruntime',
-                                                 threads=2), config_of(settings))
-    results = run_benchmark(lambda: tracker, sequences, str(output), label(settings))
+                                                 threads=2), config)
+    # Named by the weights and settings too: boxes of another model never come back.
+    name = f'{label(settings)}-{results_tag(bundle_paths(model)[0], config)}'
+    results = run_benchmark(lambda: tracker, sequences, str(output), name)
     hard = [r for r in results if r.name in subset]
     spells = recovery(results)
     ratios = [max_scale_change(r.boxes, r.lost).max_ratio for r in results]
