@@ -7,7 +7,7 @@ broken download is found from the error message alone.
 
 import os
 import re
-from typing import List, Sequence, Union
+from typing import List, Sequence, Tuple, Union
 
 from detrack_model.data.sequences import AnnotationError
 import numpy as np
@@ -46,19 +46,23 @@ def read_boxes(path: str) -> np.ndarray:
     ``nan`` (any case) is accepted and means "unknown"; anything else that is not four numbers
     raises :class:`AnnotationError` naming the file and line.
     """
+    return _number_rows(path, 4, 'x,y,w,h')[1]
+
+
+def _number_rows(path: str, width: int, layout: str) -> Tuple[List[str], np.ndarray]:
+    """Return the lines of ``path`` and their ``width`` numbers each, or name the bad line."""
     lines = _lines(path)
-    boxes = np.empty((len(lines), 4), dtype=np.float64)
+    rows = np.empty((len(lines), width), dtype=np.float64)
     for number, line in enumerate(lines):
         parts = _fields(line)
         try:
-            if len(parts) != 4:
+            if len(parts) != width:
                 raise ValueError
-            boxes[number] = [float(part) for part in parts]
+            rows[number] = [float(part) for part in parts]
         except ValueError:
-            raise AnnotationError(
-                f'{path}:{number + 1}: expected 4 comma-separated numbers x,y,w,h, '
-                f'got {line.strip()!r}') from None
-    return boxes
+            raise AnnotationError(f'{path}:{number + 1}: expected {width} comma-separated '
+                                  f'numbers {layout}, got {line.strip()!r}') from None
+    return lines, rows
 
 
 def read_flags(path: str, single_line: bool = False) -> np.ndarray:
@@ -99,17 +103,8 @@ def read_frame_boxes(path: str, frames: int) -> np.ndarray:
     not five numbers, a frame outside 1..``frames`` or a box without area raises
     :class:`AnnotationError` naming the file and line.
     """
-    lines = _lines(path)
-    rows = np.empty((len(lines), 5), dtype=np.float64)
+    lines, rows = _number_rows(path, 5, 'frame,x,y,w,h')
     for number, line in enumerate(lines):
-        parts = _fields(line)
-        try:
-            if len(parts) != 5:
-                raise ValueError
-            rows[number] = [float(part) for part in parts]
-        except ValueError:
-            raise AnnotationError(f'{path}:{number + 1}: expected 5 comma-separated numbers '
-                                  f'frame,x,y,w,h, got {line.strip()!r}') from None
         frame, box = rows[number, 0], rows[number, 1:]
         if not (frame.is_integer() and 1 <= frame <= frames and np.isfinite(box).all()
                 and box[2] > 0 and box[3] > 0):
