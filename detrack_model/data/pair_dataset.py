@@ -75,7 +75,7 @@ class TrackingPairDataset(torch.utils.data.Dataset):
         self.hidden_fraction = check_share('hidden_fraction', hidden_fraction)
         self.sampler = PairSampler(datasets, ratios, pairs_per_epoch, max_gap=max_gap, seed=seed)
         self.datasets = self.sampler.datasets
-        if self.decoy_fraction > 0 and not any(
+        if self.absent_fraction * self.decoy_fraction > 0 and not any(
                 len(d) and d.sequence_info(0).distractors is not None for d in self.datasets):
             raise ValueError('decoy_fraction needs datasets that record look-alikes of the '
                              'target (distractors.txt, written by the generator); none of '

@@ -61,8 +61,7 @@ def build_pair_dataset(specs: Sequence[Mapping[str, Any]], recipe: Recipe, seed:
     return IndexedPairs(TrackingPairDataset(datasets, ratios, count, processing,
                                             max_gap=data.max_gap, seed=seed,
                                             absent_fraction=absent,
-                                            decoy_fraction=data.decoy_fraction if training
-                                            else 0.0,
+                                            decoy_fraction=data.decoy_fraction,
                                             hidden_fraction=data.hidden_fraction))
 
 

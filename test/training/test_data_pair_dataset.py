@@ -220,6 +220,9 @@ def test_decoy_fraction_without_recorded_look_alikes_is_refused(tmp_path):
         TrackingPairDataset([Got10k(str(tmp_path))], pairs_per_epoch=4,
                             processing=small_processing(), absent_fraction=0.2,
                             decoy_fraction=0.5)
+    # Without absent pairs the share has nothing to apply to (validation pairs): accepted.
+    TrackingPairDataset([Got10k(str(tmp_path))], pairs_per_epoch=4,
+                        processing=small_processing(), decoy_fraction=0.5)
     with pytest.raises(ValueError, match=r'decoy_fraction must be in \[0, 1\]'):
         TrackingPairDataset([Got10k(str(tmp_path))], pairs_per_epoch=4,
                             processing=small_processing(), decoy_fraction=1.5)
