@@ -126,6 +126,13 @@ PARAMETERS: Sequence[ParameterSpec] = (
                   "mean score is the target's reference: the miss threshold is lowered for a "
                   'target that scores lower than that (another camera, another kind of scene); '
                   '0: off.', integer_range=(0, 1000)),
+    ParameterSpec('recover_threshold', SESSION.recover_threshold, 'Score a lost target needs '
+                  'to be taken back farther than one box size (plus recover_growth per frame '
+                  'lost) from where it was last seen; 0: score_threshold (no hysteresis).',
+                  float_range=(0.0, 1.0)),
+    ParameterSpec('recover_growth', SESSION.recover_growth, 'Box sizes per frame lost by which '
+                  'that distance grows (the target moves on while it is lost).',
+                  float_range=(0.0, 100.0)),
     ParameterSpec('class_id', 'target', "class_id of the published detection's hypothesis."),
     ParameterSpec('debug_image', True, "Publish the overlay on 'debug_image' (only while "
                   'someone subscribes to it).'),

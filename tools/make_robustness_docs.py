@@ -9,7 +9,8 @@ the score threshold and the relative threshold (on the score over the target's r
 from the score of each frame against the IoU of its box, then the lost and search
 patience, box dynamics, re-detection and motion from a grid, by AO with false tracking kept
 at most 20 % of absent frames (of configurations val cannot tell apart by AO, the one with
-the least false tracking); recovery thresholds (hysteresis) are measured on the chosen point. The
+the least false tracking); then the recovery threshold (hysteresis) and the growth of its radius
+by the same rule, on the chosen point. The
 **test** sequences (docs/tracking.md's headline set) are then scored once: the chosen
 configuration, the old defaults, and the chosen one with each switch flipped, on all
 sequences and on those with occlusion or
@@ -68,8 +69,9 @@ GRID = {'lost_patience': (1, 3), 'search_patience': (1, 3, 5),
 # check of how much they matter, not a search (the TrackerConfig defaults stay).
 REDETECT_SWEEP = {'redetect_threshold': (0.4, 0.6, 0.7, 0.8), 'redetect_tiles': (1, 4),
                   'redetect_after': (2, 10)}
-# Recovery thresholds measured on the chosen grid point; not chosen from (see recover_lines).
-RECOVER_VALUES = (0.65, 0.75, 0.85)
+# Recovery thresholds (hysteresis) and the growth of their radius per frame lost, tried on the
+# chosen grid point and chosen from by the same rule (growth 0: a fixed radius).
+RECOVER_GRID = {'recover': (0.65, 0.75, 0.85), 'growth': (0.0, 0.05, 0.1, 0.2)}
 
 
 def config_of(settings: Dict[str, Any]) -> TrackerConfig:
@@ -83,7 +85,8 @@ def config_of(settings: Dict[str, Any]) -> TrackerConfig:
                          redetect=settings['redetect'],
                          reference_frames=REFERENCE_FRAMES if settings['reference'] else 0,
                          relative_threshold=settings['relative_threshold'],
-                         recover_threshold=settings.get('recover', 0.0))
+                         recover_threshold=settings.get('recover', 0.0),
+                         recover_growth=settings.get('growth', 0.0))
 
 
 def label(settings: Dict[str, Any]) -> str:
@@ -94,6 +97,7 @@ def label(settings: Dict[str, Any]) -> str:
             f'd{size_rate:g}_{max_step:g}-m{int(settings["motion"])}-'
             f'r{int(settings["redetect"])}-f{int(settings["reference"])}'
             + (f'-h{settings["recover"]:g}' if settings.get('recover') else '')
+            + (f'-g{settings["growth"]:g}' if settings.get('growth') else '')
             + ''.join(f'-{key}{settings[key]:g}' for key in REDETECT_SWEEP if key in settings))
 
 
@@ -285,13 +289,14 @@ def main() -> int:
         print(label(settings), flush=True)
         rows.append((settings, measure(args.model, val, settings, args.work / 'val',
                                        val_hard)))
-    chosen = choose(rows)
-    recover_rows = [(chosen, next(v for s, v in rows if s == chosen))]
-    for value in RECOVER_VALUES:
-        settings = {**chosen, 'recover': value}
+    grid_chosen = choose(rows)
+    recover_rows = [(grid_chosen, next(v for s, v in rows if s == grid_chosen))]
+    for recover, growth in itertools.product(*RECOVER_GRID.values()):
+        settings = {**grid_chosen, 'recover': recover, 'growth': growth}
         print(label(settings), flush=True)
         recover_rows.append((settings, measure(args.model, val, settings, args.work / 'val',
                                                val_hard)))
+    chosen = choose(recover_rows)
     sweep = []
     if chosen['redetect']:
         for key, values in REDETECT_SWEEP.items():
@@ -302,7 +307,8 @@ def main() -> int:
                                                   val_hard)))
     baseline = {'score_threshold': 0.25, 'lost_patience': 5, 'search_patience': 0,
                 'dynamics': (1.0, float('inf')), 'motion': False, 'redetect': False,
-                'reference': False, 'relative_threshold': old.relative_threshold, 'recover': 0.0}
+                'reference': False, 'relative_threshold': old.relative_threshold, 'recover': 0.0,
+                'growth': 0.0}
     configs = {'chosen': chosen, 'old defaults': baseline,
                'without calibrated loss': {**chosen, 'score_threshold': 0.25,
                                            'lost_patience': 5, 'search_patience': 0,
@@ -319,8 +325,12 @@ def main() -> int:
                         ('reference', 'the score reference')):
         configs[f'{"without" if chosen[key] else "with"} {switch}'] = {
             **chosen, key: not chosen[key]}
-    configs[f'with recovery threshold {RECOVER_VALUES[1]:g}'] = {
-        **chosen, 'recover': RECOVER_VALUES[1]}
+    if chosen.get('recover'):
+        configs['without recovery threshold'] = {**chosen, 'recover': 0.0, 'growth': 0.0}
+        configs['with a fixed recovery radius'] = {**chosen, 'growth': 0.0}
+    else:
+        configs[f'with recovery threshold {RECOVER_GRID["recover"][1]:g}'] = {
+            **chosen, 'recover': RECOVER_GRID['recover'][1]}
     test_hard = hard_sequences(test)
     measured = {name: measure(args.model, test, settings, args.work / 'test', test_hard)
                 for name, settings in configs.items()}
@@ -337,21 +347,27 @@ def main() -> int:
     return 0
 
 
-def recover_lines(recover_rows) -> List[str]:
+def recover_lines(recover_rows, chosen: Dict[str, Any]) -> List[str]:
     """Return the table of recovery thresholds tried on the chosen grid point."""
+    if chosen.get('recover'):
+        verdict = (f'threshold {chosen["recover"]:g}, growing by {chosen.get("growth", 0.0):g} '
+                   'box sizes per frame lost')
+    else:
+        verdict = 'none (the miss threshold throughout)'
     lines = ['', 'The **recovery threshold** (hysteresis, `recover_threshold`): once lost, a '
-             'candidate farther than one box size from the last confident box is taken back '
-             'only from this score (a look-alike scoring just over the miss threshold while the '
-             'target is hidden is the usual false track). Measured on the chosen grid point, it '
-             'is kept off: it roughly halves false tracking on val for little AO, but a target '
-             'that moves on while lost comes back more than one box size away and, scoring '
-             'under it, is not taken back (on the 60-frame demo sequence of `make test`, AO '
-             '0.51 without it, 0.23 with 0.75). The test table measures it switched on.', '',
-             '| recovery threshold | AO | AO occlusion/out-of-view | recovery | false tracking |',
-             '|:--|--:|--:|--:|--:|']
+             'candidate farther than one box size from the last confident box, plus '
+             '`recover_growth` box sizes per frame lost, is taken back only from this score (a '
+             'look-alike scoring just over the miss threshold while the target is hidden is the '
+             'usual false track; a target that moved on while hidden is near again once the '
+             'radius has grown to where it went, whereas with a fixed radius it may never be '
+             'taken back). Tried on the chosen grid point and chosen by the same rule: '
+             f'{verdict}.', '',
+             '| recovery threshold | growth per frame lost | AO | AO occlusion/out-of-view | '
+             'recovery | false tracking |', '|:--|--:|--:|--:|--:|--:|']
     for settings, values in recover_rows:
         value = settings.get('recover', 0.0)
-        lines.append(f'| {f"{value:g}" if value else "none"} | {values["ao"]:.3f} | '
+        lines.append(f'| {f"{value:g}" if value else "none"} | '
+                     f'{settings.get("growth", 0.0) if value else 0.0:g} | {values["ao"]:.3f} | '
                      f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
                      f'{values["false_tracking"]:.0%} |')
     return lines
@@ -427,7 +443,7 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
                      f'{on_off[settings["redetect"]]} | {on_off[settings["motion"]]} | '
                      f'{values["ao"]:.3f} | '
                      f'{values["recovery"]:.0%} | {values["false_tracking"]:.0%} |')
-    lines += recover_lines(recover_rows)
+    lines += recover_lines(recover_rows, chosen)
     lines += sweep_lines(chosen, list(rows) + list(recover_rows), sweep)
     lines += [
         '',

@@ -14,7 +14,8 @@ default: the shipped model), ``backend`` (torch | onnxruntime), ``layers`` (deco
 ``threshold`` and ``patience`` (score threshold and misses in a row of the lost state),
 ``size_rate`` and ``max_step`` (box dynamics: the damping of size changes by confidence and the
 largest size change per frame), ``motion`` and ``redetect`` (0/1: coasting while lost, and
-whole-frame re-detection),
+whole-frame re-detection), ``reference`` (frames of the score reference), ``recover`` and
+``growth`` (the recovery threshold of a lost target and the growth of its radius per frame),
 ``name`` (results directory). Peers: csrt, kcf, mosse, medianflow.
 
 Results go to ``<output>/results/<tracker>/<seq>/`` in the GOT-10k toolkit's format (an
@@ -42,7 +43,8 @@ from detrack_model.shipped import default_model_path
 TRACKER_SETTINGS = {'threshold': ('score_threshold', float), 'patience': ('lost_patience', int),
                     'search': ('search_patience', int), 'size_rate': ('size_rate', float),
                     'max_step': ('max_scale_step', float), 'motion': ('motion', bool),
-                    'redetect': ('redetect', bool), 'reference': ('reference_frames', int)}
+                    'redetect': ('redetect', bool), 'reference': ('reference_frames', int),
+                    'recover': ('recover_threshold', float), 'growth': ('recover_growth', float)}
 DETRACK_KEYS = ('model', 'backend', 'layers', 'device', 'threads', 'fp16', 'ce', 'hanning',
                 *TRACKER_SETTINGS, 'name')
 

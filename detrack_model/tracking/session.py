@@ -36,7 +36,7 @@ Item = TypeVar('Item')
 TRACKER_DEFAULTS = TrackerConfig()
 # The session's settings that are the tracker's (TrackerConfig fields of the same name).
 TRACKER_SETTINGS = ('score_threshold', 'lost_patience', 'search_patience', 'motion', 'redetect',
-                    'reference_frames')
+                    'reference_frames', 'recover_threshold', 'recover_growth')
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,15 @@ class SessionSettings:
     motion: bool = TRACKER_DEFAULTS.motion
     redetect: bool = TRACKER_DEFAULTS.redetect
     reference_frames: int = TRACKER_DEFAULTS.reference_frames
+    # The hysteresis of a lost target's recovery (TrackerConfig.recover_threshold, _growth).
+    recover_threshold: float = TRACKER_DEFAULTS.recover_threshold
+    recover_growth: float = TRACKER_DEFAULTS.recover_growth
 
     def __post_init__(self) -> None:
         """Name the first setting outside its range."""
         for name, low, high in (('score_threshold', 0.0, 1.0), ('auto_init_min_score', 0.0, 1.0),
-                                ('max_rate', 0.0, math.inf)):
+                                ('max_rate', 0.0, math.inf), ('recover_threshold', 0.0, 1.0),
+                                ('recover_growth', 0.0, math.inf)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and low <= value <= high):
                 raise ValueError(f'{name} must be in [{low:g}, {high:g}], got {value!r}')

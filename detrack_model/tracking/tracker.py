@@ -14,10 +14,11 @@ frames in a row, the tracker reports ``lost``; when it has for ``search_patience
 box) and searches a wider area (``lost_search_factor``) until a score above the threshold
 brings it back. The two are apart so that a short dip can be reported at once (no box a
 consumer would act on) while the search still follows the network through it. Once lost, a
-candidate farther than ``RECOVER_RADIUS`` box sizes from the last confident box needs
-``recover_threshold`` when that is higher (hysteresis: a look-alike scoring just over the
-miss threshold while the target is hidden is the usual mistake; a target re-emerging where it
-was hidden needs less). The miss
+candidate farther than ``RECOVER_RADIUS`` box sizes from the last confident box, plus
+``recover_growth`` box sizes per frame lost, needs ``recover_threshold`` when that is higher
+(hysteresis: a look-alike scoring just over the miss threshold while the target is hidden is
+the usual mistake; a target re-emerging where it was hidden needs less, and one that moved on
+while hidden is near again once the radius has grown to where it went). The miss
 threshold is ``score_threshold``; with ``reference_frames`` it is lowered for a target that
 scores lower than the training data's (another camera, another kind of scene): the mean score
 of the first ``reference_frames`` frames after the start (assumed on the target) is the
@@ -100,6 +101,8 @@ class TrackerConfig:
     # back, where higher than the miss threshold (0: the miss threshold). Off: a target that
     # moved on while lost is then not taken back (docs/robust-tracking.md).
     recover_threshold: float = 0.0
+    # Box sizes per frame lost by which that distance grows (the target moves on while lost).
+    recover_growth: float = 0.0
     hanning: bool = True
     # Pixels of the box kept inside the frame (OSTrack's clip_box margin).
     clip_margin: float = 10.0
@@ -140,6 +143,8 @@ class TrackerConfig:
         if not (0.0 < self.motion_rate <= 1.0 and 0.0 <= self.motion_decay <= 1.0):
             raise ValueError('motion_rate must be in (0, 1] and motion_decay in [0, 1], got '
                              f'{self.motion_rate}, {self.motion_decay}')
+        if not self.recover_growth >= 0.0:
+            raise ValueError(f'recover_growth must be >= 0, got {self.recover_growth}')
         if self.redetect_after < 0 or self.redetect_tiles < 1:
             raise ValueError('redetect_after must be >= 0 and redetect_tiles >= 1, got '
                              f'{self.redetect_after}, {self.redetect_tiles}')
@@ -316,11 +321,13 @@ class Tracker:
 
     def _recover_bar(self, box: np.ndarray, base: float) -> float:
         """Return the score a lost target's candidate needs: ``recover_threshold`` if far."""
-        bar = self.config.recover_threshold
+        config = self.config
+        bar = config.recover_threshold
         if bar <= base:
             return base
         offset = _centre(box) - _centre(self.state)
-        near = float(offset @ offset) <= RECOVER_RADIUS ** 2 * self.state[2] * self.state[3]
+        radius = RECOVER_RADIUS + config.recover_growth * self.frames_lost
+        near = float(offset @ offset) <= radius ** 2 * self.state[2] * self.state[3]
         return base if near else bar
 
     def _update_state(self, box: np.ndarray, score: float) -> None:

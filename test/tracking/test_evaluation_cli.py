@@ -128,7 +128,8 @@ def test_tracker_options_reach_the_tracker_config():
     """threshold, patience, box dynamics, motion and re-detection set the TrackerConfig."""
     from detrack_model.cli.evaluate import build_factory
     kind, options = parse_tracker('detrack:threshold=0.3,patience=2,size_rate=0.5,max_step=1.2,'
-                                  'motion=1,redetect=on,search=4,reference=10,'
+                                  'motion=1,redetect=on,search=4,reference=10,recover=0.7,'
+                                  'growth=0.1,'
                                   'backend=onnxruntime,device=cpu')
     name, factory = build_factory(kind, options)
     config = factory().tracker.config
@@ -136,6 +137,7 @@ def test_tracker_options_reach_the_tracker_config():
             config.max_scale_step, config.motion, config.redetect) == (0.3, 2, 0.5, 1.2, True,
                                                                        True)
     assert (config.search_patience, config.reference_frames) == (4, 10)
+    assert (config.recover_threshold, config.recover_growth) == (0.7, 0.1)
     assert 'patience2' in name and 'redetecton' in name
     with pytest.raises(ValueError, match='patience'):
         build_factory(*parse_tracker('detrack:patience=two'))

@@ -180,6 +180,12 @@ def test_the_robustness_switches_come_from_the_tracker_unless_settings_say():
     assert tracker.config.reference_frames == 0
     with pytest.raises(ValueError, match='reference_frames'):
         run.change(reference_frames=-1)
+    run.update(run.change(recover_threshold=0.7, recover_growth=0.2))
+    assert (tracker.config.recover_threshold, tracker.config.recover_growth) == (0.7, 0.2)
+    with pytest.raises(ValueError, match='recover_threshold'):
+        run.change(recover_threshold=1.2)
+    with pytest.raises(ValueError, match='recover_growth'):
+        run.change(recover_growth=-0.1)
     explicit = TrackingSession(Tracker(ScriptedBackend(), TrackerConfig(motion=True)),
                                lambda item: item[0], convert, Recorder(),
                                SessionSettings(motion=False))

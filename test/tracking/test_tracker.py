@@ -265,6 +265,29 @@ def test_a_lost_target_comes_back_from_afar_only_over_the_recover_threshold():
         TrackerConfig(recover_threshold=1.5)
 
 
+def test_the_recovery_radius_grows_with_the_frames_lost():
+    """A candidate 2.7 box sizes away needs 0.6 at first, the miss threshold once 9 frames lost."""
+    far = [[0.95, 0.5, 0.2, 0.2]]  # 108 px from the frozen state's centre, 2.7 of its 40 px
+    backend = ScriptedBackend(far, [0.1], [5])
+    tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, recover_threshold=0.6,
+                                             recover_growth=0.2, redetect=False, **EXACT))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    tracker.initialize(frame, (300, 200, 40, 40))
+    tracker.track(frame)
+    assert tracker.lost
+    # Radius 1 + 0.2 * frames lost: over 2.7 from the 9th frame lost on.
+    backend.answer = (np.array(far, np.float32), np.array([0.4], np.float32), backend.answer[2])
+    for _ in range(8):
+        assert tracker.frames_lost < 9
+        tracker.track(frame)
+        assert tracker.lost
+    assert tracker.frames_lost == 9
+    tracker.track(frame)
+    assert not tracker.lost and tracker.state[0] != 300
+    with pytest.raises(ValueError, match='recover_growth must be >= 0'):
+        TrackerConfig(recover_growth=-1.0)
+
+
 def test_bad_inputs_give_clear_errors():
     """Wrong frames and boxes are rejected with messages that say what is wrong."""
     tracker = Tracker(ScriptedBackend([[0.5, 0.5, 0.2, 0.2]], [0.9], [0]))
