@@ -145,7 +145,8 @@ class TrackerClient(ReplayClient):
 # The graph tests check what the node does with what it gets, not when a target counts as lost:
 # they run with a lenient lost state, so that a frame of a generated sequence that the small
 # model scores low does not end the track (tests of the lost state set their own values).
-FOLLOWING = {'score_threshold': 0.25, 'lost_patience': 5, 'redetect': False}
+FOLLOWING = {'score_threshold': 0.25, 'lost_patience': 5, 'redetect': False,
+             'recover_threshold': 0.0}
 
 
 class NodeHarness:

@@ -69,7 +69,9 @@ def test_the_node_reacquires_a_target_that_comes_back(node, redetect):
     # threshold keeps following texture that scores about 0.2 to 0.3.
     defaults = TrackerConfig()
     results = set_parameters(node, redetect=redetect, score_threshold=defaults.score_threshold,
-                             lost_patience=defaults.lost_patience)
+                             lost_patience=defaults.lost_patience,
+                             recover_threshold=defaults.recover_threshold,
+                             recover_growth=defaults.recover_growth)
     assert all(r.successful for r in results), [r.reason for r in results]
     before = int(fresh_diagnostics(node)['reacquisitions'])
     target, answers = run(node, frames)

@@ -425,11 +425,23 @@ def test_main_sends_the_dragged_box_for_the_frozen_image(ros_context, monkeypatc
     images = receiver.node.create_publisher(Image, camera_topic, 10)
     frame = np.zeros((120, 160), np.uint8)
     frozen_header = make_header(sec=5000)
+    tools = []
+
+    class RecordedNode(select_target.SelectTargetNode):
+        """The tool's node, kept so that the test can see what its publisher matched."""
+
+        def __init__(self, **options):
+            super().__init__(**options)
+            tools.append(self)
+
+    monkeypatch.setattr(select_target, 'SelectTargetNode', RecordedNode)
 
     def wait_for_tool(gui):
-        # The tool's node is up once it subscribes to the camera and publishes init_box.
+        # The tool's node is up once it subscribes to the camera and publishes init_box, and
+        # discovery has matched both ends of init_box (each side learns of the other apart).
         assert receiver.spin_until(lambda: images.get_subscription_count() == 1
-                                   and receiver.subscription.get_publisher_count() == 1)
+                                   and receiver.subscription.get_publisher_count() == 1
+                                   and tools[0].publisher.get_subscription_count() == 1)
         images.publish(array_to_image(frame, 'mono8', frozen_header))
         return -1
 
