@@ -2,7 +2,7 @@
 Write docs/robust-tracking.md: the lost state calibrated, and each robustness switch measured.
 
     make data
-    python -m tools.make_robustness_docs        # about 25 minutes on 2 CPU cores
+    python -m tools.make_robustness_docs        # about 50 minutes on 2 CPU cores
 
 Settings are chosen on the cross-source **validation** sequences (docs/model-sizing.md's):
 the score threshold and the relative threshold (on the score over the target's reference)
