@@ -65,8 +65,7 @@ class SessionSettings:
     def __post_init__(self) -> None:
         """Name the first setting outside its range."""
         for name, low, high in (('score_threshold', 0.0, 1.0), ('auto_init_min_score', 0.0, 1.0),
-                                ('max_rate', 0.0, math.inf), ('recover_threshold', 0.0, 1.0),
-                                ('recover_growth', 0.0, math.inf)):
+                                ('max_rate', 0.0, math.inf)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and low <= value <= high):
                 raise ValueError(f'{name} must be in [{low:g}, {high:g}], got {value!r}')
@@ -81,6 +80,8 @@ class SessionSettings:
         if not (isinstance(self.decoder_layers, int) and self.decoder_layers >= 0):
             raise ValueError('decoder_layers must be an integer >= 0 (0: all), got '
                              f'{self.decoder_layers!r}')
+        # The rest of the tracker's settings are checked by the tracker's own rules.
+        replace(TRACKER_DEFAULTS, **{name: getattr(self, name) for name in TRACKER_SETTINGS})
 
 
 class FrameData(NamedTuple):
