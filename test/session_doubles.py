@@ -4,6 +4,7 @@ Test doubles of a tracking session: a scripted backend and a recording reporter.
 Shared by the session tests (tracking/) and the node's ROS-free parts (ros/).
 """
 
+from detrack_model.tracking.backends import infer_each
 import numpy as np
 
 
@@ -22,6 +23,9 @@ class ScriptedBackend:
 
     def infer(self, crop):
         return self.answer
+
+    def infer_batch(self, crops):
+        return infer_each(self, crops)
 
     def release(self):
         pass

@@ -2,7 +2,7 @@
 Write docs/robust-tracking.md: the lost state calibrated, and each robustness switch measured.
 
     make data
-    python -m tools.make_robustness_docs        # about 50 minutes on 2 CPU cores
+    python -m tools.make_robustness_docs        # about an hour on 2 CPU cores
 
 Settings are chosen on the cross-source **validation** sequences (docs/model-sizing.md's):
 the score threshold and the relative threshold (on the score over the target's reference)
@@ -10,7 +10,8 @@ from the score of each frame against the IoU of its box, then the lost and searc
 patience, box dynamics, re-detection and motion from a grid, by AO with false tracking kept
 at most 20 % of absent frames (of configurations val cannot tell apart by AO, the one with
 the least false tracking); then the recovery threshold (hysteresis) and the growth of its radius
-by the same rule, on the chosen point. The
+by the same rule, on the chosen point, and then the template update (its score gate and the
+least frames between updates), by the same rule, on the point chosen so far. The
 **test** sequences (docs/tracking.md's headline set) are then scored once: the chosen
 configuration, the old defaults, and the chosen one with each switch flipped, on all
 sequences and on those with occlusion or
@@ -28,7 +29,7 @@ import pathlib
 import platform
 import sys
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from detrack_model.data.sequences import read_rgb
 from detrack_model.evaluation import evaluate
@@ -72,6 +73,8 @@ REDETECT_SWEEP = {'redetect_threshold': (0.4, 0.6, 0.7, 0.8), 'redetect_tiles': 
 # Recovery thresholds (hysteresis) and the growth of their radius per frame lost, tried on the
 # chosen grid point and chosen from by the same rule (growth 0: a fixed radius).
 RECOVER_GRID = {'recover': (0.65, 0.75, 0.85), 'growth': (0.0, 0.05, 0.1, 0.2)}
+# Template update (score gate, least frames between updates), tried on the chosen point.
+TEMPLATE_GRID = {'threshold': (0.7, 0.8, 0.9), 'interval': (10, 30)}
 
 
 def config_of(settings: Dict[str, Any]) -> TrackerConfig:
@@ -86,7 +89,16 @@ def config_of(settings: Dict[str, Any]) -> TrackerConfig:
                          reference_frames=REFERENCE_FRAMES if settings['reference'] else 0,
                          relative_threshold=settings['relative_threshold'],
                          recover_threshold=settings.get('recover', 0.0),
-                         recover_growth=settings.get('growth', 0.0))
+                         recover_growth=settings.get('growth', 0.0),
+                         **template_fields(settings.get('template')))
+
+
+def template_fields(template: Optional[Tuple[float, int]]) -> Dict[str, Any]:
+    """Return the TrackerConfig fields of a template update (threshold, interval) or none."""
+    if not template:
+        return {'template_update': False}
+    return {'template_update': True, 'template_threshold': template[0],
+            'template_interval': template[1]}
 
 
 def label(settings: Dict[str, Any]) -> str:
@@ -98,6 +110,7 @@ def label(settings: Dict[str, Any]) -> str:
             f'r{int(settings["redetect"])}-f{int(settings["reference"])}'
             + (f'-h{settings["recover"]:g}' if settings.get('recover') else '')
             + (f'-g{settings["growth"]:g}' if settings.get('growth') else '')
+            + ('-u{:g}_{}'.format(*settings['template']) if settings.get('template') else '')
             + ''.join(f'-{key}{settings[key]:g}' for key in REDETECT_SWEEP if key in settings))
 
 
@@ -296,7 +309,14 @@ def main() -> int:
         print(label(settings), flush=True)
         recover_rows.append((settings, measure(args.model, val, settings, args.work / 'val',
                                                val_hard)))
-    chosen = choose(recover_rows)
+    recover_chosen = choose(recover_rows)
+    template_rows = [(recover_chosen, next(v for s, v in recover_rows if s == recover_chosen))]
+    for template in itertools.product(*TEMPLATE_GRID.values()):
+        settings = {**recover_chosen, 'template': template}
+        print(label(settings), flush=True)
+        template_rows.append((settings, measure(args.model, val, settings, args.work / 'val',
+                                                val_hard)))
+    chosen = choose(template_rows)
     sweep = []
     if chosen['redetect']:
         for key, values in REDETECT_SWEEP.items():
@@ -325,6 +345,11 @@ def main() -> int:
                         ('reference', 'the score reference')):
         configs[f'{"without" if chosen[key] else "with"} {switch}'] = {
             **chosen, key: not chosen[key]}
+    if chosen.get('template'):
+        configs['without template update'] = {**chosen, 'template': None}
+    else:
+        configs['with template update {:g}/{}'.format(*best_template(template_rows))] = {
+            **chosen, 'template': best_template(template_rows)}
     if chosen.get('recover'):
         configs['without recovery threshold'] = {**chosen, 'recover': 0.0, 'growth': 0.0}
         configs['with a fixed recovery radius'] = {**chosen, 'growth': 0.0}
@@ -342,7 +367,7 @@ def main() -> int:
             configs[f'{reference} the score reference']})
     (args.docs / 'robust-tracking.md').write_text(
         page(calibration, rows, chosen, configs, measured, paired, clips, len(val), len(test),
-             len(test_hard), args.model, sweep, recover_rows))
+             len(test_hard), args.model, sweep, recover_rows, template_rows))
     print((args.docs / 'robust-tracking.md').read_text())
     return 0
 
@@ -368,6 +393,34 @@ def recover_lines(recover_rows, chosen: Dict[str, Any]) -> List[str]:
         value = settings.get('recover', 0.0)
         lines.append(f'| {f"{value:g}" if value else "none"} | '
                      f'{settings.get("growth", 0.0) if value else 0.0:g} | {values["ao"]:.3f} | '
+                     f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
+                     f'{values["false_tracking"]:.0%} |')
+    return lines
+
+
+def best_template(template_rows) -> Tuple[float, int]:
+    """Return the template update (threshold, interval) val prefers among those tried."""
+    return choose([row for row in template_rows if row[0].get('template')])['template']
+
+
+def template_lines(template_rows, chosen: Dict[str, Any]) -> List[str]:
+    """Return the table of template updates tried on the chosen point."""
+    if not template_rows:
+        return []
+    verdict = ('on, from scores of {:g}, at most every {} frames'.format(*chosen['template'])
+               if chosen.get('template') else 'off (no update paid on val)')
+    lines = ['', 'The **template update** (`template_update`): a frame scoring at least '
+             '`template_threshold`, `template_interval` frames or more after the last update, '
+             'becomes the template (the network sees the target as it looks now); once lost, '
+             'the tracker goes back to the template it was given, which the newest one may '
+             'have drifted from. Tried on the chosen point and chosen by the same rule: '
+             f'{verdict}.', '',
+             '| template update | least frames between | AO | AO occlusion/out-of-view | '
+             'recovery | false tracking |', '|:--|--:|--:|--:|--:|--:|']
+    for settings, values in template_rows:
+        template = settings.get('template')
+        lines.append(f'| {f"from {template[0]:g}" if template else "off"} | '
+                     f'{template[1] if template else "-"} | {values["ao"]:.3f} | '
                      f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
                      f'{values["false_tracking"]:.0%} |')
     return lines
@@ -401,11 +454,12 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
          configs: Dict[str, Dict[str, Any]], measured: Dict[str, Dict[str, Any]],
          paired: Dict[str, float], clips, val_count: int, test_count: int, hard_count: int,
          model: pathlib.Path, sweep: Sequence[Tuple[str, Any, Dict[str, Any]]] = (),
-         recover_rows=()) -> str:
+         recover_rows=(), template_rows=()) -> str:
     """Render docs/robust-tracking.md."""
     name = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
     lines = [
-        '# Robust tracking: the lost state, box dynamics, motion and re-detection', '',
+        '# Robust tracking: the lost state, box dynamics, motion, re-detection, template '
+        'update', '',
         'Generated by `python -m tools.make_robustness_docs` '
         f'({datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPU '
         f'cores, torch {torch.__version__}); model `{name}`, onnxruntime, 2 threads.', '',
@@ -444,7 +498,8 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
                      f'{values["ao"]:.3f} | '
                      f'{values["recovery"]:.0%} | {values["false_tracking"]:.0%} |')
     lines += recover_lines(recover_rows, chosen)
-    lines += sweep_lines(chosen, list(rows) + list(recover_rows), sweep)
+    lines += template_lines(template_rows, chosen)
+    lines += sweep_lines(chosen, list(rows) + list(recover_rows) + list(template_rows), sweep)
     lines += [
         '',
         f'## Test ({test_count} cross-source sequences, {hard_count} with occlusion or '

@@ -16,7 +16,8 @@ default: the shipped model), ``backend`` (torch | onnxruntime), ``layers`` (deco
 largest size change per frame), ``motion`` and ``redetect`` (0/1: coasting while lost, and
 whole-frame re-detection), ``reference`` (frames of the score reference), ``recover`` and
 ``growth`` (the recovery threshold of a lost target and the growth of its radius per frame),
-``name`` (results directory). Peers: csrt, kcf, mosse, medianflow.
+``template`` (0/1: confident views taken as the template), ``name`` (results directory).
+Peers: csrt, kcf, mosse, medianflow.
 
 Results go to ``<output>/results/<tracker>/<seq>/`` in the GOT-10k toolkit's format (an
 interrupted run resumes where it stopped); ``<output>/table.md``, ``scores.json`` and the
@@ -44,7 +45,8 @@ TRACKER_SETTINGS = {'threshold': ('score_threshold', float), 'patience': ('lost_
                     'search': ('search_patience', int), 'size_rate': ('size_rate', float),
                     'max_step': ('max_scale_step', float), 'motion': ('motion', bool),
                     'redetect': ('redetect', bool), 'reference': ('reference_frames', int),
-                    'recover': ('recover_threshold', float), 'growth': ('recover_growth', float)}
+                    'recover': ('recover_threshold', float), 'growth': ('recover_growth', float),
+                    'template': ('template_update', bool)}
 DETRACK_KEYS = ('model', 'backend', 'layers', 'device', 'threads', 'fp16', 'ce', 'hanning',
                 *TRACKER_SETTINGS, 'name')
 

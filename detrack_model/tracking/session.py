@@ -36,7 +36,7 @@ Item = TypeVar('Item')
 TRACKER_DEFAULTS = TrackerConfig()
 # The session's settings that are the tracker's (TrackerConfig fields of the same name).
 TRACKER_SETTINGS = ('score_threshold', 'lost_patience', 'search_patience', 'motion', 'redetect',
-                    'reference_frames', 'recover_threshold', 'recover_growth')
+                    'reference_frames', 'recover_threshold', 'recover_growth', 'template_update')
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class SessionSettings:
     # The hysteresis of a lost target's recovery (TrackerConfig.recover_threshold, _growth).
     recover_threshold: float = TRACKER_DEFAULTS.recover_threshold
     recover_growth: float = TRACKER_DEFAULTS.recover_growth
+    # Confident views of the target taken as the template (TrackerConfig.template_update).
+    template_update: bool = TRACKER_DEFAULTS.template_update
 
     def __post_init__(self) -> None:
         """Name the first setting outside its range."""

@@ -41,8 +41,15 @@ Re-detection (``redetect``): once the target has been lost for ``redetect_after`
 frame also searches ``redetect_tiles`` squares of a grid of search regions (at the last known
 scale, half-overlapping) covering the whole frame, in turn; a candidate scoring at least
 ``redetect_threshold`` there (``recover_threshold`` away from the last confident box) brings
-the target back (``reacquisitions`` counts them). The extra cost is ``redetect_tiles``
-network runs per lost frame, and one more on a find.
+the target back (``reacquisitions`` counts them). The tiles of a frame go through the backend
+as one batch (``Backend.infer_batch``): one network run on a GPU, ``redetect_tiles`` runs with a
+batch-1 backend; one more run on a find.
+
+Template update (``template_update``, off by default: it did not pay on the validation
+sequences, docs/robust-tracking.md): a frame scoring at least ``template_threshold``,
+``template_interval`` frames or more after the last update, becomes the template; a loss (or
+switching the update off) goes back to the template the target was given, since the newest
+one may be what the tracker drifted with.
 
 Frame size: the state is in the pixels of the frames it was tracked in. A frame of another
 size is not tracked: :class:`FrameSizeChanged` is raised and nothing changes, so one odd frame
@@ -118,6 +125,11 @@ class TrackerConfig:
     redetect_after: int = 5
     redetect_tiles: int = 2
     redetect_threshold: float = 0.5
+    # Template update: a frame scoring at least the threshold, ``template_interval`` frames or
+    # more after the last update, becomes the template; a loss goes back to the first one.
+    template_update: bool = False
+    template_threshold: float = 0.8
+    template_interval: int = 10
 
     def __post_init__(self) -> None:
         """Reject settings that cannot work."""
@@ -148,7 +160,9 @@ class TrackerConfig:
         if self.redetect_after < 0 or self.redetect_tiles < 1:
             raise ValueError('redetect_after must be >= 0 and redetect_tiles >= 1, got '
                              f'{self.redetect_after}, {self.redetect_tiles}')
-        for name in ('redetect_threshold', 'recover_threshold'):
+        if self.template_interval < 1:
+            raise ValueError(f'template_interval must be >= 1, got {self.template_interval}')
+        for name in ('redetect_threshold', 'recover_threshold', 'template_threshold'):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f'{name} must be in [0, 1], got {getattr(self, name)}')
 
@@ -173,6 +187,13 @@ class Tracker:
         self._template = np.zeros((backend.template_size, backend.template_size, 3), np.uint8)
         self._search = np.zeros((backend.search_size, backend.search_size, 3), np.uint8)
         self._scratch = np.zeros_like(self._search)
+        self._template_scratch = np.zeros_like(self._template)
+        # The template the target was given with (the backend's, until a template update).
+        self._first_template = np.zeros_like(self._template)
+        self._template_updated = False
+        self._template_at = 0
+        # Re-detection tiles of one frame, cropped here and run as one batch.
+        self._tiles = np.zeros((0, *self._search.shape), np.uint8)
         self._gray = np.zeros(self._search.shape[:2], np.uint8)
         self.state: Optional[np.ndarray] = None
         # The image region the last search crop covered (for overlays and diagnostics).
@@ -242,6 +263,8 @@ class Tracker:
         transform = search_transform(box, self.config.template_factor, self.backend.template_size)
         self._crop(image, transform, self._template, bgr)
         self.backend.set_template(self._template)
+        self._first_template[...] = self._template
+        self._template_updated, self._template_at = False, 0
         self.state = box
         self.score = 1.0
         self.lost = self.searching = False
@@ -280,6 +303,8 @@ class Tracker:
             box = damp_size(box, self.state, score, config.size_rate, config.max_scale_step)
         box = clip_box(box, image.shape[1], image.shape[0], config.clip_margin, config.min_size)
         self._update_state(box, score)
+        if config.template_update or self._template_updated:
+            self._update_template(image, box, score, bgr)
         if self.searching and config.redetect and self.frames_lost > config.redetect_after:
             found = self._redetect(image, bgr)
             if found is not None:
@@ -370,27 +395,54 @@ class Tracker:
             self.velocity *= config.motion_decay
             self.state = self.state + np.array([*self.velocity, 0.0, 0.0])
 
+    def _update_template(self, image: np.ndarray, box: np.ndarray, score: float,
+                         bgr: bool) -> None:
+        """Take a confident frame's view of the target as the template; lost: the first one."""
+        if self.lost or self.searching or not self.config.template_update:
+            # The newest template may be what the tracker drifted with: search with the one
+            # it was given (and track with it again once the update is switched off).
+            if self._template_updated:
+                self._template[...] = self._first_template
+                self.backend.set_template(self._template)
+                self._template_updated = False
+            return
+        config = self.config
+        if (score < config.template_threshold
+                or self.frame_index + 1 - self._template_at < config.template_interval):
+            return
+        transform = search_transform(box, config.template_factor, self.backend.template_size)
+        self._crop(image, transform, self._template, bgr)
+        self.backend.set_template(self._template)
+        self._template_updated, self._template_at = True, self.frame_index + 1
+
     def _redetect(self, image: np.ndarray, bgr: bool) -> Optional[Tuple[np.ndarray, float]]:
         """Search the next tiles of the whole frame; take a confident candidate back."""
         config = self.config
         side = config.search_factor * math.sqrt(self.state[2] * self.state[3])
         tiles = frame_tiles(image.shape[1], image.shape[0], side)
-        best: Optional[Tuple[float, np.ndarray]] = None
+        count = min(config.redetect_tiles, len(tiles))
+        if len(self._tiles) < count:
+            self._tiles = np.zeros((count, *self._search.shape), np.uint8)
         size = self.backend.search_size
-        for _ in range(min(config.redetect_tiles, len(tiles))):
+        transforms = []
+        for index in range(count):
             x, y = tiles[self._next_tile % len(tiles)]
             self._next_tile += 1
-            transform = CropTransform(scale=size / side, offset=(x, y), size=size)
-            self._crop(image, transform, self._search, bgr)
-            candidate = self._best_candidate(transform, window=False)
+            transforms.append(CropTransform(scale=size / side, offset=(x, y), size=size))
+            self._crop(image, transforms[-1], self._tiles[index], bgr)
+        boxes, scores, cells = self.backend.infer_batch(self._tiles[:count])
+        best: Optional[Tuple[float, np.ndarray]] = None
+        for index, transform in enumerate(transforms):
+            candidate = self._best_candidate(transform, boxes[index], scores[index],
+                                             cells[index], window=False)
             if best is None or candidate[0] > best[0]:
                 best = candidate
-        if best is None or best[0] < self._recover_bar(best[1], config.redetect_threshold):
+        if best[0] < self._recover_bar(best[1], config.redetect_threshold):
             return None
         # A tile may cut the target: search once more, centred on what it found.
         transform = search_transform(best[1], config.search_factor, size)
         self._crop(image, transform, self._search, bgr)
-        refined = self._best_candidate(transform, window=True)
+        refined = self._best_candidate(transform, *self.backend.infer(self._search), window=True)
         if refined[0] >= self._recover_bar(refined[1], config.redetect_threshold):
             best = refined
         box = clip_box(best[1], image.shape[1], image.shape[0], config.clip_margin,
@@ -403,10 +455,9 @@ class Tracker:
         self.reacquisitions += 1
         return box, best[0]
 
-    def _best_candidate(self, transform: CropTransform,
-                        window: bool) -> Tuple[float, np.ndarray]:
-        """Run the network on the search crop; return its best score and box in the image."""
-        boxes, scores, cells = self.backend.infer(self._search)
+    def _best_candidate(self, transform: CropTransform, boxes: np.ndarray, scores: np.ndarray,
+                        cells: np.ndarray, window: bool) -> Tuple[float, np.ndarray]:
+        """Return the best score of one crop's candidates and its box in the image."""
         weighted = scores * self._window[cells] if window and self.config.hanning else scores
         index = int(np.argmax(weighted))
         size = self.backend.search_size
@@ -432,9 +483,12 @@ class Tracker:
                            borderValue=border)
             out[...] = target[..., None]
             return
-        target = self._scratch if (bgr and out is self._search) else out
-        if bgr and target is out:
-            target = np.empty_like(out)
+        # BGR is warped into a scratch crop of the same size and converted into ``out``
+        # (cvtColor cannot work in place).
+        target = out
+        if bgr:
+            target = self._scratch if out.shape == self._scratch.shape else \
+                self._template_scratch
         cv2.warpAffine(image, transform.matrix, (size, size), dst=target,
                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                        borderValue=border)

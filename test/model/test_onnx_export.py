@@ -165,6 +165,24 @@ def test_backends_agree_through_the_interface(exported, shipped):
         onnx_backend.infer(search)
 
 
+def test_batched_searches_equal_one_at_a_time(exported, shipped):
+    """infer_batch gives each search crop's own candidates: PyTorch in one run, ONNX in turn."""
+    from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
+
+    path, layers, elimination = exported
+    pairs = crop_pairs(64, 128)
+    searches = np.stack([search for _, search in pairs])
+    for backend in (OnnxBackend(path, threads=2),
+                    TorchBackend(shipped, torch.device('cpu'), layers, elimination)):
+        backend.set_template(pairs[-1][0])
+        single = [backend.infer(search) for search in searches]
+        for count in (len(searches), 2, 1):
+            got = backend.infer_batch(searches[:count])
+            assert [a.shape for a in got] == [(count, 16, 4), (count, 16), (count, 16)]
+            for index in range(count):
+                assert_candidates_match([a[index] for a in got], single[index])
+
+
 def test_conv_head_parity(conv_model, conv_exported):
     """The conv head exports with every grid cell as a candidate, and agrees with PyTorch."""
     from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend

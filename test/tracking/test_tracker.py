@@ -5,6 +5,7 @@ The geometry is checked with a scripted backend whose answer is known in crop co
 everything else runs the shipped model itself on synthetic sequences.
 """
 
+import contextlib
 import math
 import pathlib
 
@@ -17,6 +18,7 @@ from detrack_model.export import BundleError, load_bundle, save_bundle
 from detrack_model.modeling import create_model
 from detrack_model.tracking import (build_tracker, clip_box, hann_window, RuntimeConfig,
                                     TorchBackend, Tracker, TrackerConfig, TrackingNetwork)
+from detrack_model.tracking.backends import infer_each
 from detrack_model.tracking.factory import (model_decoder_layers, resolve_backend,
                                             set_decoder_layers)
 from detrack_model.tracking.tracker import frame_tiles, FrameSizeChanged
@@ -48,6 +50,9 @@ class ScriptedBackend:
     def infer(self, crop):
         self.searches.append(crop.copy())
         return self.answer
+
+    def infer_batch(self, crops):
+        return infer_each(self, crops)
 
     def release(self):
         pass
@@ -492,6 +497,60 @@ def test_fp16_on_gpu_matches_fp32(model, sequences):
     np.testing.assert_allclose(answers[0], answers[1], rtol=0.02, atol=1.0)
 
 
+def test_the_torch_backend_puts_the_whole_network_on_its_device():
+    """Weights and the network's own buffers (pixel mean and scale) all live on the device."""
+    network = create_model('vit_tiny', encoder={'depth': 1, 'ce_layers': []})
+    backend = TorchBackend(network, torch.device('meta'))
+    tensors = list(backend.network.parameters()) + list(backend.network.buffers())
+    assert len(tensors) > 10 and {tensor.device.type for tensor in tensors} == {'meta'}
+
+
+@contextlib.contextmanager
+def exact_float32():
+    """Turn off TF32 in convolutions and matrix products (a GPU's default for convolutions)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+@pytest.mark.parametrize('fp16', [False, True])
+def test_batched_searches_on_gpu_equal_one_at_a_time(model, sequences, fp16):
+    """
+    A batch of search crops on a GPU gives each crop's own candidates.
+
+    In float32 (TF32 off) every candidate agrees. Batched kernels round differently from
+    batch-1 ones, and in half precision that can reorder near-tied candidates of the crops
+    without a target, so there the best candidate of a crop with the target is compared.
+    """
+    backend = TorchBackend(model, torch.device('cuda'), fp16=fp16)
+    frame, box = load_frame(sequences[0], 0), sequences[0].anno[0]
+    tracker = Tracker(backend)
+    tracker.initialize(frame, box)
+    rng = np.random.default_rng(5)
+    searches = rng.integers(0, 256, (4, backend.search_size, backend.search_size, 3), np.uint8)
+    # One real search crop among the random ones: the target where the tracker looked for it.
+    tracker.track(load_frame(sequences[0], 1))
+    searches[0] = tracker._search
+    with contextlib.nullcontext() if fp16 else exact_float32():
+        single = [backend.infer(search) for search in searches]
+        batched = backend.infer_batch(searches)
+    if fp16:
+        best = int(np.argmax(single[0][1]))
+        batched_best = int(np.argmax(batched[1][0]))
+        np.testing.assert_allclose(batched[0][0][batched_best], single[0][0][best], atol=0.02)
+        assert batched[1][0][batched_best] == pytest.approx(single[0][1][best], abs=0.02)
+        return
+    for index, (boxes, scores, cells) in enumerate(single):
+        np.testing.assert_allclose(batched[0][index], boxes, atol=1e-3)
+        np.testing.assert_allclose(batched[1][index], scores, atol=1e-3)
+        np.testing.assert_array_equal(batched[2][index], cells)
+
+
 @pytest.mark.slow
 def test_torch_compile_runs_and_agrees(model):
     """The optional torch.compile path gives the eager boxes."""
@@ -642,6 +701,9 @@ class BlobBackend:
         box = np.array([[(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]], np.float32) / 64
         return box, np.array([0.9], np.float32), np.array([5])
 
+    def infer_batch(self, crops):
+        return infer_each(self, crops)
+
     def release(self):
         pass
 
@@ -685,6 +747,77 @@ def test_a_target_that_reappears_far_away_is_redetected():
     for _ in range(60):
         plain.track(blob_frame(560, 400))
     assert plain.lost
+
+
+class BatchCountingBlob(BlobBackend):
+    """A BlobBackend that records the size of every batch it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def infer_batch(self, crops):
+        self.batches.append(len(crops))
+        return super().infer_batch(crops)
+
+
+@pytest.mark.parametrize('bgr', [False, True])
+def test_the_tiles_of_a_lost_frame_go_through_the_backend_as_one_batch(bgr):
+    """Each re-detection frame hands its tiles over in one call; BGR frames crop alike."""
+    backend = BatchCountingBlob()
+    tracker = Tracker(backend, TrackerConfig(hanning=False, lost_patience=1, search_patience=0,
+                                             redetect_after=0, redetect_tiles=3))
+    tracker.initialize(blob_frame(50, 50), (50, 50, 30, 30), bgr=bgr)
+    for _ in range(4):
+        tracker.track(blob_frame(None, None), bgr=bgr)
+    assert tracker.lost and backend.batches == [3] * 4
+    tracker.update_config(redetect_tiles=5)
+    tracker.track(blob_frame(None, None), bgr=bgr)
+    assert backend.batches[-1] == 5
+    for _ in range(30):
+        box, _ = tracker.track(blob_frame(560, 400), bgr=bgr)
+        if not tracker.lost:
+            break
+    assert tracker.reacquisitions == 1
+    np.testing.assert_allclose(box, (560, 400, 30, 30), atol=2)
+
+
+def test_a_confident_frame_becomes_the_template_and_a_loss_restores_the_first():
+    """Updates only from confident frames, at most every template_interval frames."""
+    backend = ScriptedBackend([[0.5, 0.5, 0.25, 0.25]], [0.9], [5])
+    tracker = Tracker(backend, TrackerConfig(template_update=True, template_threshold=0.8,
+                                             template_interval=3, **EXACT))
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (12, 120, 160, 3), np.uint8)
+    tracker.initialize(frames[0], (60, 40, 30, 30))
+    for frame in frames[1:8]:
+        tracker.track(frame)
+    # Frames 3 and 6 updated it, each a crop of its own frame.
+    assert len(backend.templates) == 3
+    assert not np.array_equal(backend.templates[1], backend.templates[0])
+    assert not np.array_equal(backend.templates[2], backend.templates[1])
+    backend.answer = (backend.answer[0], np.array([0.1], np.float32), backend.answer[2])
+    tracker.track(frames[8])
+    assert tracker.lost and len(backend.templates) == 4
+    np.testing.assert_array_equal(backend.templates[-1], backend.templates[0])
+    tracker.track(frames[9])
+    assert len(backend.templates) == 4
+    # Under the threshold nothing changes; switched off, nothing either.
+    backend.answer = (backend.answer[0], np.array([0.7], np.float32), backend.answer[2])
+    tracker.update_config(score_threshold=0.5)
+    for frame in frames[:6]:
+        tracker.track(frame)
+    assert len(backend.templates) == 4
+    plain = ScriptedBackend([[0.5, 0.5, 0.25, 0.25]], [0.9], [5])
+    off = Tracker(plain, TrackerConfig(**EXACT))
+    off.initialize(frames[0], (60, 40, 30, 30))
+    for frame in frames[1:]:
+        off.track(frame)
+    assert len(plain.templates) == 1
+    with pytest.raises(ValueError, match='template_interval'):
+        TrackerConfig(template_interval=0)
+    with pytest.raises(ValueError, match='template_threshold'):
+        TrackerConfig(template_threshold=1.5)
 
 
 def test_motion_carries_the_search_through_a_short_occlusion():

@@ -16,7 +16,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 from detrack_model.export.onnx import (INPUT_NAMES, OnnxMetadata, OnnxModelError,
                                        OUTPUT_NAMES, parse_metadata)
-from detrack_model.tracking.backends import Candidates
+from detrack_model.tracking.backends import Candidates, infer_each
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
@@ -138,6 +138,10 @@ class OnnxBackend:
         boxes, scores, cells = self._outputs
         # Copies: the arrays are overwritten by the next frame while the caller may keep these.
         return boxes[0].copy(), scores[0].copy(), cells[0].copy()
+
+    def infer_batch(self, crops: np.ndarray) -> Candidates:
+        """Run the network on each of (N, Hx, Wx, 3) crops in turn (the graph is batch 1)."""
+        return infer_each(self, crops)
 
     def release(self) -> None:
         """Drop the session and its buffers."""

@@ -16,9 +16,10 @@ class TorchBackend:
     Run the network with PyTorch on a CPU or a GPU.
 
     Input tensors are allocated once; each frame's crop is copied into them (through pinned
-    host memory on a GPU, so the copy is asynchronous). ``fp16`` runs the network in half
-    precision (GPU only); ``torch_compile`` wraps it in ``torch.compile`` (first frames are slow
-    while it compiles).
+    host memory on a GPU, so the copy is asynchronous). ``infer_batch`` runs N search crops
+    against the template in one network call; its buffers grow to the largest N asked for.
+    ``fp16`` runs the network in half precision (GPU only); ``torch_compile`` wraps it in
+    ``torch.compile`` (first frames are slow while it compiles).
     """
 
     def __init__(self, model: DETRack, device: torch.device, num_layers: Optional[int] = None,
@@ -31,8 +32,9 @@ class TorchBackend:
         self.grid = config.search_grid
         self.device = device
         self.name = f'torch-{device}' + ('-fp16' if fp16 else '')
-        self.network = TrackingNetwork(model.to(device).eval(), num_layers,
-                                       candidate_elimination)
+        # The network's own buffers (pixel mean and scale) move with it, not with the model.
+        self.network = TrackingNetwork(model.eval(), num_layers,
+                                       candidate_elimination).to(device)
         if fp16:
             self.network.half()
         self._run = torch.compile(self.network) if torch_compile else self.network
@@ -43,6 +45,8 @@ class TorchBackend:
                                         dtype=torch.uint8, pin_memory=pin)
         self._template = torch.zeros_like(self._host_template, device=device)
         self._search = torch.zeros_like(self._host_search, device=device)
+        self._host_batch = self._host_search[:0]
+        self._batch = self._search[:0]
 
     @property
     def decoder_layers(self) -> Optional[int]:
@@ -68,10 +72,25 @@ class TorchBackend:
         return (boxes[0].float().cpu().numpy(), scores[0].float().cpu().numpy(),
                 cells[0].cpu().numpy())
 
+    @torch.inference_mode()
+    def infer_batch(self, crops: np.ndarray) -> Candidates:
+        """Run the network once on (N, Hx, Wx, 3) search crops, all against the template."""
+        count = len(crops)
+        if count > len(self._host_batch):
+            shape = (count, self.search_size, self.search_size, 3)
+            self._host_batch = torch.zeros(shape, dtype=torch.uint8,
+                                           pin_memory=self.device.type == 'cuda')
+            self._batch = torch.zeros_like(self._host_batch, device=self.device)
+        host, batch = self._host_batch[:count], self._batch[:count]
+        host.numpy()[...] = crops
+        batch.copy_(host, non_blocking=True)
+        boxes, scores, cells = self._run(self._template.expand(count, -1, -1, -1), batch)
+        return boxes.float().cpu().numpy(), scores.float().cpu().numpy(), cells.cpu().numpy()
+
     def release(self) -> None:
         """Drop the network and buffers; on a GPU, return the cached memory to the driver."""
         self.network = self._run = None
-        self._template = self._search = None
+        self._template = self._search = self._batch = self._host_batch = None
         if self.device.type == 'cuda':
             with contextlib.suppress(RuntimeError):
                 torch.cuda.empty_cache()
