@@ -134,9 +134,8 @@ PARAMETERS: Sequence[ParameterSpec] = (
                   'that distance grows (the target moves on while it is lost).',
                   float_range=(0.0, 100.0)),
     ParameterSpec('template_update', SESSION.template_update, 'Take a confident view of the '
-                  'target (score 0.8 or more, at most every 10 frames) as the template, and go '
-                  'back to the given one on a loss; off by default, since it did not pay on the '
-                  'validation sequences.'),
+                  'target (score 0.8 or more, at most every 30 frames) as the template, and go '
+                  'back to the given one on a loss.'),
     ParameterSpec('class_id', 'target', "class_id of the published detection's hypothesis."),
     ParameterSpec('debug_image', True, "Publish the overlay on 'debug_image' (only while "
                   'someone subscribes to it).'),

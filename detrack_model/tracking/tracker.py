@@ -45,8 +45,8 @@ the target back (``reacquisitions`` counts them). The tiles of a frame go throug
 as one batch (``Backend.infer_batch``): one network run on a GPU, ``redetect_tiles`` runs with a
 batch-1 backend; one more run on a find.
 
-Template update (``template_update``, off by default: it did not pay on the validation
-sequences, docs/robust-tracking.md): a frame scoring at least ``template_threshold``,
+Template update (``template_update``; docs/robust-tracking.md measures it): a frame scoring at
+least ``template_threshold``,
 ``template_interval`` frames or more after the last update, becomes the template; a loss (or
 switching the update off) goes back to the template the target was given, since the newest
 one may be what the tracker drifted with.
@@ -127,9 +127,11 @@ class TrackerConfig:
     redetect_threshold: float = 0.5
     # Template update: a frame scoring at least the threshold, ``template_interval`` frames or
     # more after the last update, becomes the template; a loss goes back to the first one.
-    template_update: bool = False
+    # Chosen on the validation sequences after the recovery threshold, by the same rule
+    # (docs/robust-tracking.md).
+    template_update: bool = True
     template_threshold: float = 0.8
-    template_interval: int = 10
+    template_interval: int = 30
 
     def __post_init__(self) -> None:
         """Reject settings that cannot work."""

@@ -129,7 +129,7 @@ def test_tracker_options_reach_the_tracker_config():
     from detrack_model.cli.evaluate import build_factory
     kind, options = parse_tracker('detrack:threshold=0.3,patience=2,size_rate=0.5,max_step=1.2,'
                                   'motion=1,redetect=on,search=4,reference=10,recover=0.7,'
-                                  'growth=0.1,template=1,'
+                                  'growth=0.1,template=0,'
                                   'backend=onnxruntime,device=cpu')
     name, factory = build_factory(kind, options)
     config = factory().tracker.config
@@ -138,7 +138,7 @@ def test_tracker_options_reach_the_tracker_config():
                                                                        True)
     assert (config.search_patience, config.reference_frames) == (4, 10)
     assert (config.recover_threshold, config.recover_growth) == (0.7, 0.1)
-    assert config.template_update
+    assert not config.template_update
     assert 'patience2' in name and 'redetecton' in name
     with pytest.raises(ValueError, match='patience'):
         build_factory(*parse_tracker('detrack:patience=two'))

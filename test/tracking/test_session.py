@@ -186,9 +186,9 @@ def test_the_robustness_switches_come_from_the_tracker_unless_settings_say():
         run.change(recover_threshold=1.2)
     with pytest.raises(ValueError, match='recover_growth'):
         run.change(recover_growth=-0.1)
-    assert not run.settings.template_update
-    run.update(run.change(template_update=True))
-    assert tracker.config.template_update
+    assert run.settings.template_update
+    run.update(run.change(template_update=False))
+    assert not tracker.config.template_update
     explicit = TrackingSession(Tracker(ScriptedBackend(), TrackerConfig(motion=True)),
                                lambda item: item[0], convert, Recorder(),
                                SessionSettings(motion=False))

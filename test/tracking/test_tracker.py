@@ -809,7 +809,7 @@ def test_a_confident_frame_becomes_the_template_and_a_loss_restores_the_first():
         tracker.track(frame)
     assert len(backend.templates) == 4
     plain = ScriptedBackend([[0.5, 0.5, 0.25, 0.25]], [0.9], [5])
-    off = Tracker(plain, TrackerConfig(**EXACT))
+    off = Tracker(plain, TrackerConfig(template_update=False, **EXACT))
     off.initialize(frames[0], (60, 40, 30, 30))
     for frame in frames[1:]:
         off.track(frame)
