@@ -11,7 +11,7 @@ same run:
   tiles as one batch, for each N of ``--tiles``, timed in alternating blocks;
 * **tracker**: the tracker over held-out generated sequences in which the target leaves the
   view and comes back (the generator's val split), with the tiles batched and one at a time
-  (a second copy of the backend behind a wrapper that hides the batch; the two trackers take
+  (a second copy of the backend behind a wrapper that runs the tiles in turn; the two take
   turns on every frame): the median time of frames tracked normally and of re-detection
   frames, the AO of both runs and the fraction of frames on which they give the same answer
   (a GPU's batched kernels round differently from its batch-1 ones, so a close call may go
@@ -44,13 +44,13 @@ BLOCK_WARMUP = 3
 SEQUENCE_SEED = 7
 
 
-class OneAtATime:
-    """A backend seen through a batch-1 interface: the tiles run in turn."""
+class CountedBackend:
+    """A backend that counts its batch calls (re-detection frames) and runs them as asked."""
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+    def __init__(self, backend: Backend, batched: bool) -> None:
+        self.backend, self.batched, self.calls, self.crops = backend, batched, 0, 0
         self.template_size, self.search_size = backend.template_size, backend.search_size
-        self.grid, self.name = backend.grid, backend.name + '-one-at-a-time'
+        self.grid, self.name = backend.grid, backend.name
 
     def set_template(self, crop: np.ndarray) -> None:
         """Hand the template on."""
@@ -61,8 +61,11 @@ class OneAtATime:
         return self.backend.infer(crop)
 
     def infer_batch(self, crops: np.ndarray) -> Candidates:
-        """Run the crops in turn."""
-        return infer_each(self.backend, crops)
+        """Count the call; run the crops as one batch or in turn."""
+        self.calls += 1
+        self.crops += len(crops)
+        return self.backend.infer_batch(crops) if self.batched else infer_each(self.backend,
+                                                                               crops)
 
     def release(self) -> None:
         """Leave the wrapped backend to its owner."""
@@ -122,49 +125,16 @@ def leaving_scenes(count: int, frames: int, size: Tuple[int, int], limit: int = 
     raise RuntimeError(f'only {len(found)} of the first {limit} sequences leave and return')
 
 
-class CountingBatches:
-    """Count the batch calls of a backend (a frame with one re-detected) and their crops."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend, self.calls, self.crops = backend, 0, 0
-        self.template_size, self.search_size = backend.template_size, backend.search_size
-        self.grid, self.name = backend.grid, backend.name
-
-    def set_template(self, crop: np.ndarray) -> None:
-        """Hand the template on."""
-        self.backend.set_template(crop)
-
-    def infer(self, crop: np.ndarray) -> Candidates:
-        """Hand one crop on."""
-        return self.backend.infer(crop)
-
-    def infer_batch(self, crops: np.ndarray) -> Candidates:
-        """Count the call and hand the crops on."""
-        self.calls += 1
-        self.crops += len(crops)
-        return self.backend.infer_batch(crops)
-
-    def release(self) -> None:
-        """Leave the wrapped backend to its owner."""
-
-
 class Run:
     """One tracker's record over the scenes: frame times, published boxes, overlaps."""
 
-    def __init__(self, backend: Backend, config: TrackerConfig) -> None:
-        self.counting = CountingBatches(backend)
+    def __init__(self, backend: Backend, config: TrackerConfig, batched: bool) -> None:
+        self.counting = CountedBackend(backend, batched)
         self.tracker = Tracker(self.counting, config)
         self.tracking: List[float] = []
         self.redetecting: List[float] = []
         self.boxes: List[Optional[np.ndarray]] = []
         self.overlaps: List[float] = []
-        self.found = 0
-
-    def start(self, frame) -> None:
-        """Initialise on a scene's first frame."""
-        self.found += self.tracker.reacquisitions
-        self.tracker.reacquisitions = 0
-        self.tracker.initialize(frame.image, frame.box)
 
     def step(self, frame) -> None:
         """Track one frame and file its time as a tracking or a re-detection frame."""
@@ -193,20 +163,19 @@ def tracker_figures(backends: Tuple[Backend, Backend], scenes: List,
     changing from frame to frame, so the machine's load hits both alike.
     """
     config = TrackerConfig(redetect_tiles=tiles)
-    runs = [Run(backends[0], config), Run(OneAtATime(backends[1]), config)]
+    runs = [Run(backends[0], config, batched=True), Run(backends[1], config, batched=False)]
     for run in runs:
-        run.start(scenes[0][0])
+        run.tracker.initialize(scenes[0][0].image, scenes[0][0].box)
         for frame in scenes[0][1:10]:
             run.tracker.track(frame.image)
+        # The count goes on over initialisations: from here it counts the measured scenes.
         run.tracker.reacquisitions = 0
     for rendered in scenes:
         for run in runs:
-            run.start(rendered[0])
+            run.tracker.initialize(rendered[0].image, rendered[0].box)
         for index, frame in enumerate(rendered[1:]):
             for run in (runs if index % 2 == 0 else runs[::-1]):
                 run.step(frame)
-    for run in runs:
-        run.start(scenes[0][0])
     batched, in_turn = runs
     same = [(a is None) == (b is None) and (a is None or np.allclose(a, b, atol=0.5))
             for a, b in zip(batched.boxes, in_turn.boxes)]
@@ -215,7 +184,8 @@ def tracker_figures(backends: Tuple[Backend, Backend], scenes: List,
             'tracking_ms': median_ms(batched.tracking + in_turn.tracking),
             'batched_ms': median_ms(batched.redetecting),
             'in_turn_ms': median_ms(in_turn.redetecting),
-            'redetect_frames': len(batched.redetecting), 'reacquisitions': batched.found,
+            'redetect_frames': len(batched.redetecting),
+            'reacquisitions': batched.tracker.reacquisitions,
             'ao_batched': float(np.mean(batched.overlaps)),
             'ao_in_turn': float(np.mean(in_turn.overlaps)), 'same_answers': float(np.mean(same))}
 

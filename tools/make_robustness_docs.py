@@ -348,8 +348,9 @@ def main() -> int:
     if chosen.get('template'):
         configs['without template update'] = {**chosen, 'template': None}
     else:
-        configs['with template update {:g}/{}'.format(*best_template(template_rows))] = {
-            **chosen, 'template': best_template(template_rows)}
+        template = best_template(template_rows)
+        name = 'with template update {:g}/{}'.format(*template)
+        configs[name] = {**chosen, 'template': template}
     if chosen.get('recover'):
         configs['without recovery threshold'] = {**chosen, 'recover': 0.0, 'growth': 0.0}
         configs['with a fixed recovery radius'] = {**chosen, 'growth': 0.0}
