@@ -247,6 +247,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.json.write_text(json.dumps({
             'backend': backend.name, 'device': device, 'torch': torch.__version__,
             'date': datetime.date.today().isoformat(), 'command': command.strip(),
+            'template_update': TrackerConfig().template_update,
             'network': rows, 'tracker': tracked}, indent=1) + '\n')
     return 0
 

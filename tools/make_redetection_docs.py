@@ -27,6 +27,11 @@ def load_results(folder: pathlib.Path) -> List[Dict]:
     return sorted(runs, key=lambda run: rank.get(run['backend'], len(ORDER)))
 
 
+def template_update(run: Dict) -> bool:
+    """Return whether the run's trackers updated their template (runs without the key did not)."""
+    return bool(run.get('template_update', False))
+
+
 def network_table(run: Dict) -> List[str]:
     """Return the network-level table of one run as markdown lines."""
     lines = ['| tiles | one crop ms | tiles in turn ms | tiles batched ms | in turn / one crop '
@@ -94,13 +99,17 @@ def page(runs: List[Dict]) -> str:
         'find. AO is over the visible frames (a frame reported lost scores 0); "same answers" '
         'is the fraction of frames on which the two runs publish the same box or both report '
         "the target lost (a GPU's batched kernels round differently from its batch-1 ones, "
-        'TF32 convolutions included, so a close call may go the other way).',
+        'TF32 convolutions included, so a close call may go the other way). Each run says '
+        'whether its trackers updated their template (TrackerConfig.template_update): it '
+        'moves the tracks, and so the AO and which frames are re-detection frames, a little, '
+        'not the cost of a re-detection frame.',
         '',
         *summary(runs),
     ]
     for run in runs:
         lines += ['', f'## {run["backend"]}', '',
                   f'{run["device"]}; torch {run["torch"]}; {run["date"]}; '
+                  f'template update {"on" if template_update(run) else "off"}; '
                   f'`{run["command"]}`', '', '### Network', '', *network_table(run), '',
                   '### Tracker', '', *tracker_table(run)]
     return '\n'.join(lines) + '\n'

@@ -26,6 +26,7 @@ def test_batched_tiles_answer_as_tiles_in_turn_and_the_page_shows_them(tmp_path,
     assert make_redetection_docs.main(['--results', str(results), '--out', str(page)]) == 0
     text = page.read_text()
     assert '## torch-cpu' in text and run['command'] in text
+    assert run['template_update'] is True and 'template update on' in text
     assert sum(line.startswith('| 3 |') for line in text.splitlines()) == 2
     with pytest.raises(SystemExit, match='no results'):
         make_redetection_docs.main(['--results', str(tmp_path / 'none'), '--out', str(page)])
