@@ -248,6 +248,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             'backend': backend.name, 'device': device, 'torch': torch.__version__,
             'date': datetime.date.today().isoformat(), 'command': command.strip(),
             'template_update': TrackerConfig().template_update,
+            'lost_search_factor': TrackerConfig().lost_search_factor,
             'network': rows, 'tracker': tracked}, indent=1) + '\n')
     return 0
 

@@ -27,9 +27,15 @@ def load_results(folder: pathlib.Path) -> List[Dict]:
     return sorted(runs, key=lambda run: rank.get(run['backend'], len(ORDER)))
 
 
-def template_update(run: Dict) -> bool:
-    """Return whether the run's trackers updated their template (runs without the key did not)."""
-    return bool(run.get('template_update', False))
+# The tracker settings a run did not record: the defaults before it recorded them.
+UNRECORDED = {'template_update': False, 'lost_search_factor': 6.0}
+
+
+def tracker_settings(run: Dict) -> str:
+    """Return the run's tracker settings that move the tracks, in words."""
+    settings = {**UNRECORDED, **{key: run[key] for key in UNRECORDED if key in run}}
+    return (f'template update {"on" if settings["template_update"] else "off"}; search while '
+            f'lost {settings["lost_search_factor"]:g}x')
 
 
 def network_table(run: Dict) -> List[str]:
@@ -100,16 +106,17 @@ def page(runs: List[Dict]) -> str:
         'is the fraction of frames on which the two runs publish the same box or both report '
         "the target lost (a GPU's batched kernels round differently from its batch-1 ones, "
         'TF32 convolutions included, so a close call may go the other way). Each run says '
-        'whether its trackers updated their template (TrackerConfig.template_update): it '
-        'moves the tracks, and so the AO and which frames are re-detection frames, a little, '
-        'not the cost of a re-detection frame.',
+        'whether its trackers updated their template (TrackerConfig.template_update) and how '
+        'wide they searched while lost (TrackerConfig.lost_search_factor): these move the '
+        'tracks, and so the AO and which frames are re-detection frames, a little, not the '
+        'cost of a re-detection frame (the crop keeps its pixel size).',
         '',
         *summary(runs),
     ]
     for run in runs:
         lines += ['', f'## {run["backend"]}', '',
                   f'{run["device"]}; torch {run["torch"]}; {run["date"]}; '
-                  f'template update {"on" if template_update(run) else "off"}; '
+                  f'{tracker_settings(run)}; '
                   f'`{run["command"]}`', '', '### Network', '', *network_table(run), '',
                   '### Tracker', '', *tracker_table(run)]
     return '\n'.join(lines) + '\n'

@@ -11,7 +11,8 @@ patience, box dynamics, re-detection and motion from a grid, by AO with false tr
 at most 20 % of absent frames (of configurations val cannot tell apart by AO, the one with
 the least false tracking); then the recovery threshold (hysteresis) and the growth of its radius
 by the same rule, on the chosen point, and then the template update (its score gate and the
-least frames between updates), by the same rule, on the point chosen so far. The
+least frames between updates), by the same rule, on the point chosen so far, and last the
+size of the wider search while lost (``lost_search_factor``). The
 **test** sequences (docs/tracking.md's headline set) are then scored once: the chosen
 configuration, the old defaults, and the chosen one with each switch flipped, on all
 sequences and on those with occlusion or
@@ -75,6 +76,11 @@ REDETECT_SWEEP = {'redetect_threshold': (0.4, 0.6, 0.7, 0.8), 'redetect_tiles': 
 RECOVER_GRID = {'recover': (0.65, 0.75, 0.85), 'growth': (0.0, 0.05, 0.1, 0.2)}
 # Template update (score gate, least frames between updates), tried on the chosen point.
 TEMPLATE_GRID = {'threshold': (0.7, 0.8, 0.9), 'interval': (10, 30)}
+# The wider search while lost (``lost_search_factor``, in box sizes), tried last on the chosen
+# point; the stages before run with GRID_LOST_SEARCH (the factor the lost state had before
+# this stage chose one, which the old defaults keep).
+LOST_SEARCH_GRID = (4.0, 5.0, 6.0, 8.0)
+GRID_LOST_SEARCH = 6.0
 
 
 def config_of(settings: Dict[str, Any]) -> TrackerConfig:
@@ -90,6 +96,7 @@ def config_of(settings: Dict[str, Any]) -> TrackerConfig:
                          relative_threshold=settings['relative_threshold'],
                          recover_threshold=settings.get('recover', 0.0),
                          recover_growth=settings.get('growth', 0.0),
+                         lost_search_factor=settings.get('lost_search', GRID_LOST_SEARCH),
                          **template_fields(settings.get('template')))
 
 
@@ -111,6 +118,7 @@ def label(settings: Dict[str, Any]) -> str:
             + (f'-h{settings["recover"]:g}' if settings.get('recover') else '')
             + (f'-g{settings["growth"]:g}' if settings.get('growth') else '')
             + ('-u{:g}_{}'.format(*settings['template']) if settings.get('template') else '')
+            + (f'-w{settings["lost_search"]:g}' if 'lost_search' in settings else '')
             + ''.join(f'-{key}{settings[key]:g}' for key in REDETECT_SWEEP if key in settings))
 
 
@@ -316,7 +324,17 @@ def main() -> int:
         print(label(settings), flush=True)
         template_rows.append((settings, measure(args.model, val, settings, args.work / 'val',
                                                 val_hard)))
-    chosen = choose(template_rows)
+    template_chosen = choose(template_rows)
+    lost_search_rows = [(template_chosen,
+                         next(v for s, v in template_rows if s == template_chosen))]
+    for factor in LOST_SEARCH_GRID:
+        if factor == GRID_LOST_SEARCH:
+            continue
+        settings = {**template_chosen, 'lost_search': factor}
+        print(label(settings), flush=True)
+        lost_search_rows.append((settings, measure(args.model, val, settings,
+                                                   args.work / 'val', val_hard)))
+    chosen = choose(lost_search_rows)
     sweep = []
     if chosen['redetect']:
         for key, values in REDETECT_SWEEP.items():
@@ -357,6 +375,9 @@ def main() -> int:
     else:
         configs[f'with recovery threshold {RECOVER_GRID["recover"][1]:g}'] = {
             **chosen, 'recover': RECOVER_GRID['recover'][1]}
+    if 'lost_search' in chosen:
+        configs[f'with the {GRID_LOST_SEARCH:g}x search while lost (previous default)'] = {
+            key: value for key, value in chosen.items() if key != 'lost_search'}
     test_hard = hard_sequences(test)
     measured = {name: measure(args.model, test, settings, args.work / 'test', test_hard)
                 for name, settings in configs.items()}
@@ -368,7 +389,8 @@ def main() -> int:
             configs[f'{reference} the score reference']})
     (args.docs / 'robust-tracking.md').write_text(
         page(calibration, rows, chosen, configs, measured, paired, clips, len(val), len(test),
-             len(test_hard), args.model, sweep, recover_rows, template_rows))
+             len(test_hard), args.model, sweep, recover_rows, template_rows,
+             lost_search_rows))
     print((args.docs / 'robust-tracking.md').read_text())
     return 0
 
@@ -427,6 +449,26 @@ def template_lines(template_rows, chosen: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def lost_search_lines(lost_search_rows, chosen: Dict[str, Any]) -> List[str]:
+    """Return the table of search sizes while lost tried on the chosen point."""
+    if not lost_search_rows:
+        return []
+    lines = ['', 'The **search while lost** (`lost_search_factor`): once searching, the crop '
+             'around the last confident box is this many box sizes wide instead of '
+             f"the tracking crop's {TrackerConfig().search_factor:g}; it keeps its pixel size, "
+             'so a wider one sees more of the '
+             'frame, each part coarser. Tried last on the chosen point and chosen by the same '
+             f'rule: {chosen.get("lost_search", GRID_LOST_SEARCH):g} box sizes.', '',
+             '| search while lost (box sizes) | AO | AO occlusion/out-of-view | recovery | '
+             'false tracking |', '|--:|--:|--:|--:|--:|']
+    for settings, values in sorted(lost_search_rows,
+                                   key=lambda r: r[0].get('lost_search', GRID_LOST_SEARCH)):
+        lines.append(f'| {settings.get("lost_search", GRID_LOST_SEARCH):g} | '
+                     f'{values["ao"]:.3f} | {values["ao_hard"]:.3f} | '
+                     f'{values["recovery"]:.0%} | {values["false_tracking"]:.0%} |')
+    return lines
+
+
 def sweep_lines(chosen: Dict[str, Any], rows,
                 sweep: Sequence[Tuple[str, Any, Dict[str, Any]]]) -> List[str]:
     """Return the table of re-detection's own settings varied around the chosen point."""
@@ -455,7 +497,7 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
          configs: Dict[str, Dict[str, Any]], measured: Dict[str, Dict[str, Any]],
          paired: Dict[str, float], clips, val_count: int, test_count: int, hard_count: int,
          model: pathlib.Path, sweep: Sequence[Tuple[str, Any, Dict[str, Any]]] = (),
-         recover_rows=(), template_rows=()) -> str:
+         recover_rows=(), template_rows=(), lost_search_rows=()) -> str:
     """Render docs/robust-tracking.md."""
     name = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
     lines = [
@@ -500,7 +542,9 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
                      f'{values["recovery"]:.0%} | {values["false_tracking"]:.0%} |')
     lines += recover_lines(recover_rows, chosen)
     lines += template_lines(template_rows, chosen)
-    lines += sweep_lines(chosen, list(rows) + list(recover_rows) + list(template_rows), sweep)
+    lines += lost_search_lines(lost_search_rows, chosen)
+    lines += sweep_lines(chosen, list(rows) + list(recover_rows) + list(template_rows)
+                         + list(lost_search_rows), sweep)
     lines += [
         '',
         f'## Test ({test_count} cross-source sequences, {hard_count} with occlusion or '

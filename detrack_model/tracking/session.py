@@ -66,23 +66,14 @@ class SessionSettings:
 
     def __post_init__(self) -> None:
         """Name the first setting outside its range."""
-        for name, low, high in (('score_threshold', 0.0, 1.0), ('auto_init_min_score', 0.0, 1.0),
-                                ('max_rate', 0.0, math.inf)):
+        for name, low, high in (('auto_init_min_score', 0.0, 1.0), ('max_rate', 0.0, math.inf)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and low <= value <= high):
                 raise ValueError(f'{name} must be in [{low:g}, {high:g}], got {value!r}')
-        if not (isinstance(self.lost_patience, int) and self.lost_patience >= 1):
-            raise ValueError(f'lost_patience must be an integer >= 1, got {self.lost_patience!r}')
-        if not (isinstance(self.search_patience, int) and self.search_patience >= 0):
-            raise ValueError('search_patience must be an integer >= 0 (0: lost_patience), got '
-                             f'{self.search_patience!r}')
-        if not (isinstance(self.reference_frames, int) and self.reference_frames >= 0):
-            raise ValueError('reference_frames must be an integer >= 0 (0: off), got '
-                             f'{self.reference_frames!r}')
         if not (isinstance(self.decoder_layers, int) and self.decoder_layers >= 0):
             raise ValueError('decoder_layers must be an integer >= 0 (0: all), got '
                              f'{self.decoder_layers!r}')
-        # The rest of the tracker's settings are checked by the tracker's own rules.
+        # The tracker's settings are checked by the tracker's own rules, once.
         replace(TRACKER_DEFAULTS, **{name: getattr(self, name) for name in TRACKER_SETTINGS})
 
 

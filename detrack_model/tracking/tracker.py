@@ -62,6 +62,7 @@ target is declared lost so that the wider search finds it again.
 from dataclasses import dataclass, replace
 import logging
 import math
+from numbers import Integral, Real
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -77,6 +78,10 @@ ASPECT_TOLERANCE = 0.01
 # Distance from the last confident box, in its sqrt(w h), beyond which a lost target's
 # candidate needs ``recover_threshold``: a target re-emerging where it was hidden needs less.
 RECOVER_RADIUS = 1.0
+# The integer settings of TrackerConfig and their least values (search_patience 0: the lost
+# patience; reference_frames 0: no reference; redetect_after 0: at the first frame searched).
+INTEGER_SETTINGS = {'lost_patience': 1, 'search_patience': 0, 'reference_frames': 0,
+                    'redetect_after': 0, 'redetect_tiles': 1, 'template_interval': 1}
 
 
 class FrameSizeChanged(ValueError):
@@ -89,8 +94,9 @@ class TrackerConfig:
 
     template_factor: float = 2.0
     search_factor: float = 4.0
-    # Searched while lost; the crop keeps its pixel size, so the view gets coarser.
-    lost_search_factor: float = 6.0
+    # Searched while lost; the crop keeps its pixel size, so the view gets coarser. Chosen on
+    # the validation sequences after the template update (docs/robust-tracking.md).
+    lost_search_factor: float = 5.0
     # The robustness defaults were chosen on the cross-source validation sequences
     # (docs/robust-tracking.md, tools/make_robustness_docs.py): the score threshold that best
     # separates boxes on the target from the rest, then the grid point (patiences, box
@@ -140,14 +146,19 @@ class TrackerConfig:
             raise ValueError('crop factors must be positive and lost_search_factor >= '
                              f'search_factor, got {self.template_factor}, '
                              f'{self.search_factor}, {self.lost_search_factor}')
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f'score_threshold must be in [0, 1], got {self.score_threshold}')
-        if self.lost_patience < 1 or self.search_patience < 0:
-            raise ValueError('lost_patience must be at least 1 and search_patience at least 0, '
-                             f'got {self.lost_patience}, {self.search_patience}')
-        if self.reference_frames < 0 or not 0.0 < self.relative_threshold <= 1.0:
-            raise ValueError('reference_frames must be >= 0 and relative_threshold in (0, 1], '
-                             f'got {self.reference_frames}, {self.relative_threshold}')
+        for name, low in INTEGER_SETTINGS.items():
+            value = getattr(self, name)
+            # Runtime changes come from ROS parameters and YAML: 2.5 frames is a mistake.
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+                raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
+        for name in ('score_threshold', 'redetect_threshold', 'recover_threshold',
+                     'template_threshold'):
+            value = getattr(self, name)
+            if not (isinstance(value, Real) and 0.0 <= value <= 1.0):
+                raise ValueError(f'{name} must be in [0, 1], got {value!r}')
+        if not 0.0 < self.relative_threshold <= 1.0:
+            raise ValueError(f'relative_threshold must be in (0, 1], got '
+                             f'{self.relative_threshold}')
         if self.clip_margin < 0 or self.min_size <= 0:
             raise ValueError('clip_margin must be >= 0 and min_size > 0')
         if not 0.0 < self.size_rate <= 1.0:
@@ -159,14 +170,6 @@ class TrackerConfig:
                              f'{self.motion_rate}, {self.motion_decay}')
         if not self.recover_growth >= 0.0:
             raise ValueError(f'recover_growth must be >= 0, got {self.recover_growth}')
-        if self.redetect_after < 0 or self.redetect_tiles < 1:
-            raise ValueError('redetect_after must be >= 0 and redetect_tiles >= 1, got '
-                             f'{self.redetect_after}, {self.redetect_tiles}')
-        if self.template_interval < 1:
-            raise ValueError(f'template_interval must be >= 1, got {self.template_interval}')
-        for name in ('redetect_threshold', 'recover_threshold', 'template_threshold'):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f'{name} must be in [0, 1], got {getattr(self, name)}')
 
 
 class Tracker:

@@ -2,6 +2,7 @@
 
 import json
 
+from detrack_model.tracking import TrackerConfig
 import pytest
 from tools import bench_redetect, make_redetection_docs
 
@@ -27,6 +28,11 @@ def test_batched_tiles_answer_as_tiles_in_turn_and_the_page_shows_them(tmp_path,
     text = page.read_text()
     assert '## torch-cpu' in text and run['command'] in text
     assert run['template_update'] is True and 'template update on' in text
+    factor = TrackerConfig().lost_search_factor
+    assert run['lost_search_factor'] == factor and f'search while lost {factor:g}x' in text
+    # A run from before the settings were recorded reads as the defaults of its time.
+    assert make_redetection_docs.tracker_settings({}) == ('template update off; search while '
+                                                          'lost 6x')
     assert sum(line.startswith('| 3 |') for line in text.splitlines()) == 2
     with pytest.raises(SystemExit, match='no results'):
         make_redetection_docs.main(['--results', str(tmp_path / 'none'), '--out', str(page)])

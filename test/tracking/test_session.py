@@ -153,8 +153,10 @@ def test_settings_are_checked_once_and_replaced_as_a_whole():
     """Out-of-range values and depths the model lacks are refused; an update is atomic."""
     with pytest.raises(ValueError, match='score_threshold'):
         SessionSettings(score_threshold=1.5)
-    with pytest.raises(ValueError, match='lost_patience'):
+    with pytest.raises(ValueError, match='lost_patience must be an integer >= 1'):
         SessionSettings(lost_patience=0)
+    with pytest.raises(ValueError, match='search_patience must be an integer'):
+        SessionSettings(search_patience=1.5)
     run, _ = session()
     with pytest.raises(ValueError, match=r'1\.\.2, got 3'):
         run.change(decoder_layers=3)

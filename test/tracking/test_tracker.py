@@ -6,6 +6,7 @@ everything else runs the shipped model itself on synthetic sequences.
 """
 
 import contextlib
+from dataclasses import replace
 import math
 import pathlib
 
@@ -196,7 +197,9 @@ def test_a_dip_is_reported_lost_at_once_while_the_search_follows_until_search_pa
     tracker.track(frame)
     np.testing.assert_array_equal(tracker.state, frozen)
     side = backend.search_size / tracker.search_region.scale
-    assert side == pytest.approx(6.0 * np.sqrt(frozen[2] * frozen[3]))
+    wider = tracker.config.lost_search_factor
+    assert wider > tracker.config.search_factor
+    assert side == pytest.approx(wider * np.sqrt(frozen[2] * frozen[3]))
     backend.answer = (backend.answer[0], np.array([0.8], np.float32), backend.answer[2])
     tracker.track(frame)
     assert not tracker.lost and not tracker.searching
@@ -227,7 +230,9 @@ def test_lost_after_patience_and_recovery():
     np.testing.assert_array_equal(tracker.state, frozen)
     # While lost the search region is 6x the box's sqrt(w h) instead of 4x.
     side = backend.search_size / tracker.search_region.scale
-    assert side == pytest.approx(6.0 * np.sqrt(frozen[2] * frozen[3]))
+    wider = tracker.config.lost_search_factor
+    assert wider > tracker.config.search_factor
+    assert side == pytest.approx(wider * np.sqrt(frozen[2] * frozen[3]))
     backend.answer = (backend.answer[0], np.array([0.8], np.float32), backend.answer[2])
     box, score = tracker.track(frame)
     assert not tracker.lost and score == pytest.approx(0.8)
@@ -239,7 +244,7 @@ def test_a_lost_target_comes_back_from_afar_only_over_the_recover_threshold():
     far = [[0.95, 0.5, 0.2, 0.2]]  # 0.45 of the 6x search side = 108 px from the state's centre
     backend = ScriptedBackend(far, [0.1], [5])
     tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, recover_threshold=0.6,
-                                             redetect=False, **EXACT))
+                                             lost_search_factor=6.0, redetect=False, **EXACT))
     frame = np.zeros((480, 640, 3), np.uint8)
     tracker.initialize(frame, (300, 200, 40, 40))
     tracker.track(frame)
@@ -275,7 +280,8 @@ def test_the_recovery_radius_grows_with_the_frames_lost():
     far = [[0.95, 0.5, 0.2, 0.2]]  # 108 px from the frozen state's centre, 2.7 of its 40 px
     backend = ScriptedBackend(far, [0.1], [5])
     tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, recover_threshold=0.6,
-                                             recover_growth=0.2, redetect=False, **EXACT))
+                                             recover_growth=0.2, lost_search_factor=6.0,
+                                             redetect=False, **EXACT))
     frame = np.zeros((480, 640, 3), np.uint8)
     tracker.initialize(frame, (300, 200, 40, 40))
     tracker.track(frame)
@@ -315,6 +321,29 @@ def test_bad_inputs_give_clear_errors():
         TrackerConfig(search_factor=4.0, lost_search_factor=3.0)
     # A box partly outside the frame is fine: the target may be entering the view.
     tracker.initialize(frame, (-5, -5, 20, 20))
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'lost_patience': 0}, 'lost_patience must be an integer >= 1'),
+    ({'lost_patience': 2.5}, 'lost_patience must be an integer'),
+    ({'redetect_tiles': True}, 'redetect_tiles must be an integer'),
+    ({'template_interval': '30'}, 'template_interval must be an integer'),
+    ({'score_threshold': '0.5'}, r'score_threshold must be in \[0, 1\]'),
+    ({'recover_threshold': 1.2}, r'recover_threshold must be in \[0, 1\]'),
+    ({'relative_threshold': 0.0}, r'relative_threshold must be in \(0, 1\]'),
+])
+def test_tracker_settings_of_the_wrong_type_or_range_are_named(change, message):
+    """One set of rules for every TrackerConfig (the session's settings use it too)."""
+    with pytest.raises(ValueError, match=message):
+        TrackerConfig(**change)
+    with pytest.raises(ValueError, match=message):
+        replace(TrackerConfig(), **change)
+
+
+def test_numpy_numbers_are_settings_too():
+    """Grids built with NumPy give np.int64 and np.float32 values: those are accepted."""
+    config = TrackerConfig(lost_patience=np.int64(3), score_threshold=np.float32(0.4))
+    assert config.lost_patience == 3
 
 
 def test_frames_may_change_size_and_the_target_may_leave(model):
