@@ -1,0 +1,61 @@
+"""How docs/robust-tracking.md chooses on val: the rule, the settings' mapping, the tables."""
+
+from detrack_model.tracking import TrackerConfig
+import pytest
+from tools import make_robustness_docs as robustness
+
+BASE = {'score_threshold': 0.55, 'relative_threshold': 1.0, 'lost_patience': 1,
+        'search_patience': 1, 'dynamics': (0.5, 1.2), 'motion': False, 'redetect': True,
+        'reference': False}
+
+
+def scores(ao: float, false_tracking: float) -> dict:
+    """Return one configuration's val figures."""
+    return {'ao': ao, 'ao_hard': ao, 'recovery': 0.75, 'false_tracking': false_tracking}
+
+
+def test_the_best_ao_wins_unless_it_tracks_nothing_too_often_and_ties_go_to_less_false_tracking():
+    """False tracking over 20 % rules a row out; within AO_TIE the least false tracking wins."""
+    rows = [({'name': 'best but false'}, scores(0.70, 0.25)),
+            ({'name': 'best allowed'}, scores(0.650, 0.10)),
+            ({'name': 'tied, quieter'}, scores(0.650 - robustness.AO_TIE / 2, 0.05)),
+            ({'name': 'worse, quietest'}, scores(0.60, 0.01))]
+    assert robustness.choose(rows) == {'name': 'tied, quieter'}
+    # When every row tracks nothing too often, the rule still picks the best of them.
+    assert robustness.choose([({'name': 'a'}, scores(0.5, 0.3)),
+                              ({'name': 'b'}, scores(0.6, 0.4))]) == {'name': 'b'}
+
+
+def test_the_search_while_lost_reaches_the_tracker_and_the_earlier_stages_keep_theirs():
+    """Rows without a search size run at GRID_LOST_SEARCH; a row's own size is the tracker's."""
+    assert robustness.config_of(BASE).lost_search_factor == robustness.GRID_LOST_SEARCH
+    assert robustness.config_of({**BASE, 'lost_search': 5.0}).lost_search_factor == 5.0
+    assert robustness.GRID_LOST_SEARCH in robustness.LOST_SEARCH_GRID
+    # Each size gets its own results directory; the earlier stages' names are unchanged.
+    labels = {robustness.label({**BASE, 'lost_search': f}) for f in robustness.LOST_SEARCH_GRID}
+    assert len(labels) == len(robustness.LOST_SEARCH_GRID)
+    assert '-w' not in robustness.label(BASE)
+    config = robustness.config_of({**BASE, 'template': (0.8, 30), 'recover': 0.75,
+                                   'growth': 0.05})
+    assert (config.template_update, config.template_threshold, config.template_interval,
+            config.recover_threshold, config.recover_growth) == (True, 0.8, 30, 0.75, 0.05)
+    assert not robustness.config_of(BASE).template_update
+
+
+def test_the_search_while_lost_table_names_the_choice_and_lists_every_size():
+    """One row per size, in order; the sentence states the chosen size."""
+    rows = [(BASE, scores(0.633, 0.06))] + [
+        ({**BASE, 'lost_search': f}, scores(0.6 + f / 100, 0.06)) for f in (8.0, 4.0, 5.0)]
+    lines = robustness.lost_search_lines(rows, {**BASE, 'lost_search': 5.0})
+    assert 'chosen by the same rule: 5 box sizes' in lines[1]
+    table = [line for line in lines if line.startswith('| ') and line[2].isdigit()]
+    assert [line.split('|')[1].strip() for line in table] == ['4', '5', '6', '8']
+    assert f"tracking crop's {TrackerConfig().search_factor:g}" in lines[1]
+    assert robustness.lost_search_lines([], BASE) == []
+
+
+@pytest.mark.parametrize('factor', [3.0, 0.0])
+def test_a_search_while_lost_narrower_than_tracking_is_refused(factor):
+    """The lost search may not be narrower than the tracking crop (the tracker's rule)."""
+    with pytest.raises(ValueError, match='lost_search_factor'):
+        robustness.config_of({**BASE, 'lost_search': factor})
