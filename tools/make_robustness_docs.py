@@ -83,6 +83,11 @@ LOST_SEARCH_GRID = (4.0, 5.0, 6.0, 8.0)
 GRID_LOST_SEARCH = 6.0
 
 
+def lost_search_of(settings: Dict[str, Any]) -> float:
+    """Return the search size while lost of one configuration (GRID_LOST_SEARCH if unset)."""
+    return settings.get('lost_search', GRID_LOST_SEARCH)
+
+
 def config_of(settings: Dict[str, Any]) -> TrackerConfig:
     """Return the TrackerConfig of one grid point."""
     size_rate, max_step = settings['dynamics']
@@ -96,7 +101,7 @@ def config_of(settings: Dict[str, Any]) -> TrackerConfig:
                          relative_threshold=settings['relative_threshold'],
                          recover_threshold=settings.get('recover', 0.0),
                          recover_growth=settings.get('growth', 0.0),
-                         lost_search_factor=settings.get('lost_search', GRID_LOST_SEARCH),
+                         lost_search_factor=lost_search_of(settings),
                          **template_fields(settings.get('template')))
 
 
@@ -458,12 +463,11 @@ def lost_search_lines(lost_search_rows, chosen: Dict[str, Any]) -> List[str]:
              f"the tracking crop's {TrackerConfig().search_factor:g}; it keeps its pixel size, "
              'so a wider one sees more of the '
              'frame, each part coarser. Tried last on the chosen point and chosen by the same '
-             f'rule: {chosen.get("lost_search", GRID_LOST_SEARCH):g} box sizes.', '',
+             f'rule: {lost_search_of(chosen):g} box sizes.', '',
              '| search while lost (box sizes) | AO | AO occlusion/out-of-view | recovery | '
              'false tracking |', '|--:|--:|--:|--:|--:|']
-    for settings, values in sorted(lost_search_rows,
-                                   key=lambda r: r[0].get('lost_search', GRID_LOST_SEARCH)):
-        lines.append(f'| {settings.get("lost_search", GRID_LOST_SEARCH):g} | '
+    for settings, values in sorted(lost_search_rows, key=lambda row: lost_search_of(row[0])):
+        lines.append(f'| {lost_search_of(settings):g} | '
                      f'{values["ao"]:.3f} | {values["ao_hard"]:.3f} | '
                      f'{values["recovery"]:.0%} | {values["false_tracking"]:.0%} |')
     return lines

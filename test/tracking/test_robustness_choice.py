@@ -1,7 +1,6 @@
 """How docs/robust-tracking.md chooses on val: the rule, the settings' mapping, the tables."""
 
 from detrack_model.tracking import TrackerConfig
-import pytest
 from tools import make_robustness_docs as robustness
 
 BASE = {'score_threshold': 0.55, 'relative_threshold': 1.0, 'lost_patience': 1,
@@ -52,10 +51,3 @@ def test_the_search_while_lost_table_names_the_choice_and_lists_every_size():
     assert [line.split('|')[1].strip() for line in table] == ['4', '5', '6', '8']
     assert f"tracking crop's {TrackerConfig().search_factor:g}" in lines[1]
     assert robustness.lost_search_lines([], BASE) == []
-
-
-@pytest.mark.parametrize('factor', [3.0, 0.0])
-def test_a_search_while_lost_narrower_than_tracking_is_refused(factor):
-    """The lost search may not be narrower than the tracking crop (the tracker's rule)."""
-    with pytest.raises(ValueError, match='lost_search_factor'):
-        robustness.config_of({**BASE, 'lost_search': factor})
