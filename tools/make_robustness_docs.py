@@ -18,7 +18,9 @@ configuration, the old defaults, and the chosen one with each switch flipped, on
 sequences and on those with occlusion or
 out-of-view spells; recovery after absence and false tracking during it; the largest area
 change between published boxes; the time per frame while tracking and while re-detecting.
-The real clips of docs/real-video.md are run before and after.
+The real clips of docs/real-video.md are run before and after. Last, upper bounds that choose
+nothing (``tools/tracking_bounds.py``): the chosen configuration with its lost decision told
+by the ground truth, then with its search crop's candidate told too, on val and test.
 """
 
 import argparse
@@ -48,6 +50,7 @@ from tools.make_pretraining_docs import sequences_of
 from tools.make_real_video_docs import CLIPS, ensure_clips, load_targets, read_clip
 from tools.make_sizing_docs import VAL_SEED
 from tools.make_tracking_docs import EVAL_SEED
+from tools.tracking_bounds import HIT_IOU, TruthTracker
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -143,7 +146,7 @@ def calibrate(model: pathlib.Path, sequences) -> Dict[str, Any]:
         iou = rect_iou(run.boxes, np.nan_to_num(sequence.anno))
         scores.append(run.scores[1:])
         references.append(np.full(len(run) - 1, run.scores[1:1 + REFERENCE_FRAMES].mean()))
-        good.append((iou > 0.3)[1:] & sequence.visible[1:])
+        good.append((iou > HIT_IOU)[1:] & sequence.visible[1:])
     score, ok = np.concatenate(scores), np.concatenate(good)
     reference = np.concatenate(references)
     thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2)
@@ -170,7 +173,7 @@ def score_plot(calibration: Dict[str, Any], path: pathlib.Path) -> None:
     left, right = figure.subplots(1, 2)
     bins = np.linspace(0, 1, 41)
     left.hist(calibration['scores'][calibration['good']], bins, alpha=0.6,
-              label='box on the target (IoU > 0.3)')
+              label=f'box on the target (IoU > {HIT_IOU:g})')
     left.hist(calibration['scores'][~calibration['good']], bins, alpha=0.6,
               label='box off the target, or target absent')
     left.axvline(calibration['threshold'], color='k', linestyle='--')
@@ -212,6 +215,21 @@ def measure(model: pathlib.Path, sequences, settings: Dict[str, Any], output: pa
             'max_area_ratio': float(max(ratios)),
             'track_ms': float(np.median(tracking) * 1000) if tracking.size else float('nan'),
             'lost_ms': float(np.median(lost) * 1000) if lost.size else float('nan')}
+
+
+def bound(model: pathlib.Path, sequences, settings: Dict[str, Any], output: pathlib.Path,
+          subset: Sequence[str], rank_by_truth: bool) -> Dict[str, float]:
+    """Return AO (all, subset) of one configuration with its lost decision told by the truth."""
+    config = config_of(settings)
+    backend = build_tracker(model, RuntimeConfig(device='cpu', backend='onnxruntime',
+                                                 threads=2), config).backend
+    tracker = TruthTracker(backend, config, rank_by_truth)
+    told = 'truth-ranked' if rank_by_truth else 'truth-decided'
+    name = f'{label(settings)}-{told}-{results_tag(bundle_paths(model)[0], config)}'
+    results = [run_benchmark(lambda: tracker.following(sequence), [sequence], str(output),
+                             name)[0] for sequence in sequences]
+    hard = [r for r in results if r.name in subset]
+    return {'ao': evaluate(results, 'got10k').ao, 'ao_hard': evaluate(hard, 'got10k').ao}
 
 
 def interleaved_ms(model: pathlib.Path, sequences, configs: Dict[str, Dict[str, Any]]
@@ -386,6 +404,15 @@ def main() -> int:
     test_hard = hard_sequences(test)
     measured = {name: measure(args.model, test, settings, args.work / 'test', test_hard)
                 for name, settings in configs.items()}
+    # Upper bounds, measured after everything above was chosen: they choose nothing.
+    bounds = {'val': {'chosen': next(v for s, v in lost_search_rows if s == chosen),
+                      'old defaults': measure(args.model, val, baseline, args.work / 'val',
+                                              val_hard)},
+              'test': {'chosen': measured['chosen'], 'old defaults': measured['old defaults']}}
+    for split, sequences, hard in (('val', val, val_hard), ('test', test, test_hard)):
+        for told, ranked in (('decided', False), ('ranked', True)):
+            bounds[split][told] = bound(args.model, sequences, chosen, args.work / split, hard,
+                                        ranked)
     paired = interleaved_ms(args.model, test[:10], {'chosen': chosen, 'old defaults': baseline})
     reference = 'without' if chosen['reference'] else 'with'
     clips = real_clips(args.model, {
@@ -395,9 +422,40 @@ def main() -> int:
     (args.docs / 'robust-tracking.md').write_text(
         page(calibration, rows, chosen, configs, measured, paired, clips, len(val), len(test),
              len(test_hard), args.model, sweep, recover_rows, template_rows,
-             lost_search_rows))
+             lost_search_rows, bounds))
     print((args.docs / 'robust-tracking.md').read_text())
     return 0
+
+
+BOUND_ROWS = (('old defaults', 'old defaults (no features)'),
+              ('chosen', 'chosen'),
+              ('decided', 'chosen, lost decision told by the ground truth'),
+              ('ranked', "chosen, lost decision and the crop's candidate told by the ground "
+                         'truth'))
+
+
+def bound_lines(bounds: Optional[Dict[str, Dict[str, Dict[str, float]]]]) -> List[str]:
+    """Return the section on how far a better lost decision (or ranking) could go."""
+    if not bounds:
+        return []
+    lines = [
+        '', '## How far the lost decision could go', '',
+        'Upper bounds, measured after the choices above (they choose nothing): the chosen '
+        'configuration with its lost decision told by the ground truth (a frame is a hit '
+        f'exactly when the target is visible and the box it would publish has IoU > {HIT_IOU:g}'
+        '; crops, candidates, re-detection and template update are its own), which bounds '
+        'any rule on the score (thresholds, patience, a better calibrated confidence); and '
+        "with the search crop's candidate told too (of the network's candidates, the one "
+        'that overlaps the target most), which bounds a better ranking of the same '
+        'candidates (`tools/tracking_bounds.py`).', '',
+        '| configuration | val AO | val AO occl./oov | test AO | test AO occl./oov | test '
+        'occl./oov over old defaults |', '|:--|--:|--:|--:|--:|--:|']
+    old = bounds['test']['old defaults']['ao_hard']
+    for key, name in BOUND_ROWS:
+        val, test = bounds['val'][key], bounds['test'][key]
+        lines.append(f'| {name} | {val["ao"]:.3f} | {val["ao_hard"]:.3f} | {test["ao"]:.3f} | '
+                     f'{test["ao_hard"]:.3f} | {test["ao_hard"] - old:+.3f} |')
+    return lines
 
 
 def recover_lines(recover_rows, chosen: Dict[str, Any]) -> List[str]:
@@ -501,7 +559,8 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
          configs: Dict[str, Dict[str, Any]], measured: Dict[str, Dict[str, Any]],
          paired: Dict[str, float], clips, val_count: int, test_count: int, hard_count: int,
          model: pathlib.Path, sweep: Sequence[Tuple[str, Any, Dict[str, Any]]] = (),
-         recover_rows=(), template_rows=(), lost_search_rows=()) -> str:
+         recover_rows=(), template_rows=(), lost_search_rows=(),
+         bounds: Optional[Dict[str, Dict[str, Dict[str, float]]]] = None) -> str:
     """Render docs/robust-tracking.md."""
     name = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
     lines = [
@@ -512,7 +571,8 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
         f'cores, torch {torch.__version__}); model `{name}`, onnxruntime, 2 threads.', '',
         f'## Chosen on validation ({val_count} cross-source sequences)', '',
         f'**Score threshold {calibration["threshold"]:.2f}**: the threshold at which "score >= '
-        't" best separates frames whose box is on the target (IoU > 0.3) from the rest '
+        't" best separates frames whose box is on the target '
+        f'(IoU > {HIT_IOU:g}) from the rest '
         '(balanced accuracy), from one run without a lost state. **Relative threshold '
         f'{calibration["relative"]:.2f}**: with the score reference on, a frame is a miss '
         'under min(score threshold, relative threshold x reference), the reference being the '
@@ -577,6 +637,9 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
         f'{paired["old defaults"]:.2f} ms with the old defaults, the two trackers taking turns '
         'on every frame of 10 test sequences (target within 10 %: '
         f'{"met" if paired["chosen"] <= 1.1 * paired["old defaults"] else "missed"}).',
+    ]
+    lines += bound_lines(bounds)
+    lines += [
         '', '## Real clips (docs/real-video.md)', '',
         "Forward-backward IoU: the tracker runs to the clip's last frame, a fresh one runs "
         'back from the box it ended on, and its box on the first frame is compared with the '
