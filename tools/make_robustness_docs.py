@@ -447,7 +447,8 @@ def bound_lines(bounds: Optional[Dict[str, Dict[str, Dict[str, float]]]]) -> Lis
         'any rule on the score (thresholds, patience, a better calibrated confidence); and '
         "with the search crop's candidate told too (of the network's candidates, the one "
         'that overlaps the target most), which bounds a better ranking of the same '
-        'candidates (`tools/tracking_bounds.py`).', '',
+        'candidates, optimistically: it also takes the best of near-identical boxes on every '
+        'frame (`tools/tracking_bounds.py`).', '',
         '| configuration | val AO | val AO occl./oov | test AO | test AO occl./oov | test '
         'occl./oov over old defaults |', '|:--|--:|--:|--:|--:|--:|']
     old = bounds['test']['old defaults']['ao_hard']

@@ -29,9 +29,9 @@ Box dynamics: a network box may jump to a similar-looking region of another size
 target is unclear. The published width and height therefore move toward the network's by a
 fraction ``size_rate * score`` of the way in log space (a low-score frame barely resizes the
 box) and by at most the factor ``max_scale_step`` per frame; the centre follows the network.
-``size_rate=1`` and ``max_scale_step=inf`` (the defaults) follow the network's box exactly:
-with the calibrated lost state, damping (0.5, 1.2) did not pay on the cross-source validation
-sequences (docs/robust-tracking.md measures both).
+The defaults (0.5, 1.2) were chosen on the cross-source validation sequences
+(docs/robust-tracking.md measures them against none); ``size_rate=1`` and
+``max_scale_step=inf`` follow the network's box exactly.
 
 Motion (``motion``): the centre's velocity over confident frames (an average of their
 displacements) keeps moving the state while the score is low or the target lost, slowing down
