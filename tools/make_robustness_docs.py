@@ -42,7 +42,7 @@ from detrack_model.evaluation.recovery import recovery
 from detrack_model.evaluation.runner import results_tag, run_benchmark
 from detrack_model.export.bundle import bundle_paths
 from detrack_model.shipped import default_model_path
-from detrack_model.tracking import build_tracker, RuntimeConfig, TrackerConfig
+from detrack_model.tracking import build_backend, build_tracker, RuntimeConfig, TrackerConfig
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
@@ -221,8 +221,8 @@ def bound(model: pathlib.Path, sequences, settings: Dict[str, Any], output: path
           subset: Sequence[str], rank_by_truth: bool) -> Dict[str, float]:
     """Return AO (all, subset) of one configuration with its lost decision told by the truth."""
     config = config_of(settings)
-    backend = build_tracker(model, RuntimeConfig(device='cpu', backend='onnxruntime',
-                                                 threads=2), config).backend
+    backend = build_backend(model, RuntimeConfig(device='cpu', backend='onnxruntime',
+                                                 threads=2))
     tracker = TruthTracker(backend, config, rank_by_truth)
     told = 'truth-ranked' if rank_by_truth else 'truth-decided'
     name = f'{label(settings)}-{told}-{results_tag(bundle_paths(model)[0], config)}'

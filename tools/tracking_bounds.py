@@ -75,8 +75,7 @@ class _TruthRankedBackend:
         size = self.search_size
         corner = boxes.astype(np.float64) * size
         corner[:, :2] -= 0.5 * corner[:, 2:]
-        transform = self.tracker.search_region
-        image_boxes = np.stack([transform.box_to_image(box) for box in corner])
+        image_boxes = self.tracker.search_region.box_to_image(corner)
         best = int(np.argmax(rect_iou(image_boxes, np.broadcast_to(truth, image_boxes.shape))))
         # The others go below any window weight, so the tracker takes this one, with its own
         # score (the template update's gate reads it).

@@ -2,9 +2,9 @@
 
 from detrack_model.evaluation.sequences import EvalSequence
 from detrack_model.tracking import Tracker, TrackerConfig
-from detrack_model.tracking.backends import infer_each
 import numpy as np
 import pytest
+from session_doubles import ScriptedBackend
 from tools import make_robustness_docs as robustness
 from tools.tracking_bounds import TruthTracker
 
@@ -17,27 +17,12 @@ TO_THE_RIGHT = [0.75, 0.5, 0.25, 0.25]
 RIGHT_BOX = [120.0, 80.0, 40.0, 40.0]
 
 
-class TwoCandidates:
-    """A backend that always answers the two candidates above and counts its runs."""
-
-    template_size, search_size, grid, name = 32, 64, 4, 'two-candidates'
-
-    def __init__(self):
-        self.runs = 0
-
-    def set_template(self, crop):
-        pass
-
-    def infer(self, crop):
-        self.runs += 1
-        return (np.array([ON_START, TO_THE_RIGHT], np.float32), np.array([0.9, 0.2], np.float32),
-                np.array([5, 6], np.int64))
-
-    def infer_batch(self, crops):
-        return infer_each(self, crops)
-
-    def release(self):
-        pass
+def two_candidates() -> ScriptedBackend:
+    """Return a backend that always answers the two candidates above."""
+    backend = ScriptedBackend()
+    backend.answer = (np.array([ON_START, TO_THE_RIGHT], np.float32),
+                      np.array([0.9, 0.2], np.float32), np.array([5, 6], np.int64))
+    return backend
 
 
 def sequence(box, visible=True) -> EvalSequence:
@@ -62,22 +47,22 @@ CONFIG = TrackerConfig(size_rate=1.0, max_scale_step=float('inf'), redetect=Fals
 
 def test_the_truth_decides_hit_or_miss_whatever_the_score():
     """The network's confident box is a miss where the target is elsewhere or hidden."""
-    plain = Tracker(TwoCandidates(), CONFIG)
+    plain = Tracker(two_candidates(), CONFIG)
     plain.initialize(np.zeros((200, 200, 3), np.uint8), START)
     plain.track(np.zeros((200, 200, 3), np.uint8))
     assert not plain.lost  # score 0.9 over the threshold: the tracker's own decision
-    boxes, lost = run(TruthTracker(TwoCandidates(), CONFIG), sequence(START))
+    boxes, lost = run(TruthTracker(two_candidates(), CONFIG), sequence(START))
     np.testing.assert_allclose(boxes, [START] * (FRAMES - 1), atol=1e-3)
     assert not any(lost)
-    _, lost = run(TruthTracker(TwoCandidates(), CONFIG), sequence(RIGHT_BOX))
+    _, lost = run(TruthTracker(two_candidates(), CONFIG), sequence(RIGHT_BOX))
     assert all(lost)
-    _, lost = run(TruthTracker(TwoCandidates(), CONFIG), sequence(START, visible=False))
+    _, lost = run(TruthTracker(two_candidates(), CONFIG), sequence(START, visible=False))
     assert all(lost)
 
 
 def test_ranked_by_truth_the_weak_candidate_on_the_target_is_taken_with_its_own_score():
     """The candidate overlapping the truth wins the crop; the tracker sees the network's score."""
-    tracker = TruthTracker(TwoCandidates(), CONFIG, rank_by_truth=True)
+    tracker = TruthTracker(two_candidates(), CONFIG, rank_by_truth=True)
     boxes, lost = run(tracker, sequence(RIGHT_BOX))
     np.testing.assert_allclose(boxes[0], RIGHT_BOX, atol=1e-3)
     assert not lost[0] and tracker.score == pytest.approx(1.0)
@@ -85,7 +70,7 @@ def test_ranked_by_truth_the_weak_candidate_on_the_target_is_taken_with_its_own_
     tracker.following(sequence(RIGHT_BOX)).initialize(frame, START)
     assert tracker.track(frame)[1] == pytest.approx(0.2)
     # Hidden target: nothing to rank by, the network's own choice stands.
-    boxes, _ = run(TruthTracker(TwoCandidates(), CONFIG, rank_by_truth=True),
+    boxes, _ = run(TruthTracker(two_candidates(), CONFIG, rank_by_truth=True),
                    sequence(RIGHT_BOX, visible=False))
     np.testing.assert_allclose(boxes[0], START, atol=1e-3)
 
