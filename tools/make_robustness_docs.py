@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from detrack_model.data.sequences import read_rgb
 from detrack_model.evaluation import evaluate
+from detrack_model.evaluation.bootstrap import Difference, paired_ao_difference
 from detrack_model.evaluation.consistency import forward_backward, max_scale_change, run_track
 from detrack_model.evaluation.metrics import rect_iou
 from detrack_model.evaluation.recovery import recovery
@@ -59,6 +60,8 @@ MAX_FALSE_TRACKING = 0.2
 # AO differences on val under this are noise (one sequence's worth): among configurations
 # that close to the best, the one with the least false tracking is chosen.
 AO_TIE = 0.005
+# Level of the bootstrap intervals of the occlusion AO gains on test.
+INTERVAL_LEVEL = 0.95
 # Val sequences the settings are chosen on: docs/model-sizing.md's 30 (same seed) and 60 more.
 # On 30, configurations within a few hundredths of AO of each other could not be told apart.
 VAL_SEQUENCES = 90
@@ -209,8 +212,10 @@ def measure(model: pathlib.Path, sequences, settings: Dict[str, Any], output: pa
     ratios = [max_scale_change(r.boxes, r.lost).max_ratio for r in results]
     tracking = np.concatenate([r.times[1:][~r.lost[1:]] for r in results])
     lost = np.concatenate([r.times[1:][r.lost[1:]] for r in results])
+    hard_scores = evaluate(hard, 'got10k') if hard else None
     return {'ao': evaluate(results, 'got10k').ao,
-            'ao_hard': evaluate(hard, 'got10k').ao if hard else float('nan'),
+            'ao_hard': hard_scores.ao if hard_scores else float('nan'),
+            'scores_hard': hard_scores,
             'recovery': spells.recovery_rate, 'false_tracking': spells.false_tracking_rate,
             'max_area_ratio': float(max(ratios)),
             'track_ms': float(np.median(tracking) * 1000) if tracking.size else float('nan'),
@@ -228,8 +233,8 @@ def bound(model: pathlib.Path, sequences, settings: Dict[str, Any], output: path
     name = f'{label(settings)}-{told}-{results_tag(bundle_paths(model)[0], config)}'
     results = [run_benchmark(lambda: tracker.following(sequence), [sequence], str(output),
                              name)[0] for sequence in sequences]
-    hard = [r for r in results if r.name in subset]
-    return {'ao': evaluate(results, 'got10k').ao, 'ao_hard': evaluate(hard, 'got10k').ao}
+    hard = evaluate([r for r in results if r.name in subset], 'got10k')
+    return {'ao': evaluate(results, 'got10k').ao, 'ao_hard': hard.ao, 'scores_hard': hard}
 
 
 def interleaved_ms(model: pathlib.Path, sequences, configs: Dict[str, Dict[str, Any]]
@@ -450,13 +455,28 @@ def bound_lines(bounds: Optional[Dict[str, Dict[str, Dict[str, float]]]]) -> Lis
         'candidates, optimistically: it also takes the best of near-identical boxes on every '
         'frame (`tools/tracking_bounds.py`).', '',
         '| configuration | val AO | val AO occl./oov | test AO | test AO occl./oov | test '
-        'occl./oov over old defaults |', '|:--|--:|--:|--:|--:|--:|']
-    old = bounds['test']['old defaults']['ao_hard']
+        f'occl./oov over old defaults | its {INTERVAL_LEVEL:.0%} interval over sequences |',
+        '|:--|--:|--:|--:|--:|--:|:--|']
+    old = bounds['test']['old defaults']
     for key, name in BOUND_ROWS:
         val, test = bounds['val'][key], bounds['test'][key]
+        spread = hard_interval(test, old) if key != 'old defaults' else None
         lines.append(f'| {name} | {val["ao"]:.3f} | {val["ao_hard"]:.3f} | {test["ao"]:.3f} | '
-                     f'{test["ao_hard"]:.3f} | {test["ao_hard"] - old:+.3f} |')
+                     f'{test["ao_hard"]:.3f} | {test["ao_hard"] - old["ao_hard"]:+.3f} | '
+                     f'{interval_text(spread) if spread else "-"} |')
     return lines
+
+
+def hard_interval(row: Dict[str, Any], old: Dict[str, Any]) -> Optional[Difference]:
+    """Return the occlusion AO gain of ``row`` over ``old`` with its interval (if scored)."""
+    if row.get('scores_hard') is None or old.get('scores_hard') is None:
+        return None
+    return paired_ao_difference(row['scores_hard'], old['scores_hard'], level=INTERVAL_LEVEL)
+
+
+def interval_text(difference: Difference) -> str:
+    """Return an interval as '+0.020 to +0.090'."""
+    return f'{difference.low:+.3f} to {difference.high:+.3f}'
 
 
 def recover_lines(recover_rows, chosen: Dict[str, Any]) -> List[str]:
@@ -623,6 +643,10 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
                      f'{values["max_area_ratio"]:.2f} | {values["track_ms"]:.2f} | '
                      f'{values["lost_ms"]:.2f} |')
     chosen_row, old_row = measured['chosen'], measured['old defaults']
+    spread = hard_interval(chosen_row, old_row)
+    # How far another draw of as many test sequences could move the gain.
+    gain_spread = (f'; {spread.level:.0%} interval over its {hard_count} sequences '
+                   f'(paired bootstrap) {interval_text(spread)}' if spread else '')
     lines += [
         '', '**Against the targets**', '',
         f'- Recovery within 30 frames: {chosen_row["recovery"]:.0%} of absence spells '
@@ -630,7 +654,8 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
         f'- False tracking: {chosen_row["false_tracking"]:.0%} of absent frames (target at '
         f'most 20 %: {"met" if chosen_row["false_tracking"] <= 0.2 else "missed"}).',
         f'- AO on occlusion/out-of-view sequences: {chosen_row["ao_hard"]:.3f} against '
-        f'{old_row["ao_hard"]:.3f} without these features (target +0.10: '
+        f'{old_row["ao_hard"]:.3f} without these features, '
+        f'{chosen_row["ao_hard"] - old_row["ao_hard"]:+.3f}{gain_spread} (target +0.10: '
         f'{"met" if chosen_row["ao_hard"] - old_row["ao_hard"] >= 0.1 else "missed"}).',
         f'- Largest area step between published boxes: {chosen_row["max_area_ratio"]:.2f}x '
         f'(target at most 3x: {"met" if chosen_row["max_area_ratio"] <= 3 else "missed"}).',
