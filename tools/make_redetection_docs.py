@@ -13,6 +13,8 @@ import json
 import pathlib
 from typing import Dict, List, Optional
 
+from tools import previous_defaults
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Page order: the CPU backends first, the GPU ones after.
 ORDER = ('onnxruntime-cpu', 'torch-cpu', 'torch-cuda', 'torch-cuda-fp16')
@@ -28,7 +30,8 @@ def load_results(folder: pathlib.Path) -> List[Dict]:
 
 
 # The tracker settings a run did not record: the defaults before it recorded them.
-UNRECORDED = {'template_update': False, 'lost_search_factor': 6.0}
+UNRECORDED = {'template_update': previous_defaults.TEMPLATE_UPDATE,
+              'lost_search_factor': previous_defaults.LOST_SEARCH_FACTOR}
 
 
 def tracker_settings(run: Dict) -> str:

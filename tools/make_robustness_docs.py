@@ -47,6 +47,7 @@ from detrack_model.tracking import build_backend, build_tracker, RuntimeConfig, 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
+from tools import previous_defaults
 from tools.make_pretraining_docs import sequences_of
 from tools.make_real_video_docs import CLIPS, ensure_clips, load_targets, read_clip
 from tools.make_sizing_docs import VAL_SEED
@@ -86,7 +87,7 @@ TEMPLATE_GRID = {'threshold': (0.7, 0.8, 0.9), 'interval': (10, 30)}
 # point; the stages before run with GRID_LOST_SEARCH (the factor the lost state had before
 # this stage chose one, which the old defaults keep).
 LOST_SEARCH_GRID = (4.0, 5.0, 6.0, 8.0)
-GRID_LOST_SEARCH = 6.0
+GRID_LOST_SEARCH = previous_defaults.LOST_SEARCH_FACTOR
 
 
 def lost_search_of(settings: Dict[str, Any]) -> float:
@@ -371,14 +372,14 @@ def main() -> int:
                 print(label(settings), flush=True)
                 sweep.append((key, value, measure(args.model, val, settings, args.work / 'val',
                                                   val_hard)))
-    baseline = {'score_threshold': 0.25, 'lost_patience': 5, 'search_patience': 0,
-                'dynamics': (1.0, float('inf')), 'motion': False, 'redetect': False,
-                'reference': False, 'relative_threshold': old.relative_threshold, 'recover': 0.0,
+    uncalibrated = {'score_threshold': previous_defaults.SCORE_THRESHOLD,
+                    'lost_patience': previous_defaults.LOST_PATIENCE, 'search_patience': 0,
+                    'reference': False}
+    baseline = {**uncalibrated, 'dynamics': (1.0, float('inf')), 'motion': False,
+                'redetect': False, 'relative_threshold': old.relative_threshold, 'recover': 0.0,
                 'growth': 0.0}
     configs = {'chosen': chosen, 'old defaults': baseline,
-               'without calibrated loss': {**chosen, 'score_threshold': 0.25,
-                                           'lost_patience': 5, 'search_patience': 0,
-                                           'reference': False}}
+               'without calibrated loss': {**chosen, **uncalibrated}}
     if chosen['search_patience'] > chosen['lost_patience']:
         configs['searching as soon as lost'] = {**chosen,
                                                 'search_patience': chosen['lost_patience']}
