@@ -1,29 +1,15 @@
 """The paired bootstrap of an AO difference over sequences."""
 
-from detrack_model.evaluation import got10k_scores, otb_scores, SequenceResult
+from detrack_model.evaluation import otb_scores
 from detrack_model.evaluation.bootstrap import paired_ao_difference
-import numpy as np
 import pytest
-
-
-def sequence(name, iou, frames):
-    """Return a result whose ``frames`` scored frames (after frame 0) all have IoU ``iou``."""
-    anno = np.tile([0.0, 0.0, 10.0, 10.0], (frames + 1, 1))
-    boxes = anno.copy()
-    boxes[1:, 2] = 10.0 * iou  # same left edge and height: IoU is the width ratio
-    return SequenceResult(name, boxes, anno, np.ones(frames + 1, bool), np.full(frames + 1, 0.01))
-
-
-def scores(ious, frames):
-    """Return GOT-10k scores of sequences s0, s1, ... with the given IoUs and frame counts."""
-    pairs = enumerate(zip(ious, frames))
-    return got10k_scores([sequence(f's{i}', iou, n) for i, (iou, n) in pairs])
+from scored_results import scored, still_result
 
 
 def test_a_difference_every_sequence_shares_has_no_spread():
     """Better by 0.25 on every sequence: every resample says 0.25."""
-    diff = paired_ao_difference(scores([0.75, 1.0, 0.5], [5, 9, 3]),
-                                scores([0.5, 0.75, 0.25], [5, 9, 3]), resamples=500)
+    diff = paired_ao_difference(scored([0.75, 1.0, 0.5], [5, 9, 3]),
+                                scored([0.5, 0.75, 0.25], [5, 9, 3]), resamples=500)
     assert diff.value == pytest.approx(0.25)
     assert (diff.low, diff.high) == (pytest.approx(0.25), pytest.approx(0.25))
 
@@ -36,7 +22,7 @@ def test_the_interval_spans_the_sequences_and_pools_by_frames():
     time) or one of them twice, so the 95 % interval runs from one sequence's difference to
     the other's and the middle 40 % is the frame-weighted pooled difference.
     """
-    a, b = scores([1.0, 0.5], [10, 30]), scores([0.5, 0.75], [10, 30])
+    a, b = scored([1.0, 0.5], [10, 30]), scored([0.5, 0.75], [10, 30])
     pooled = (10 * 0.5 + 30 * -0.25) / 40
     wide = paired_ao_difference(a, b, resamples=4000)
     assert wide.value == pytest.approx(pooled)
@@ -48,12 +34,12 @@ def test_the_interval_spans_the_sequences_and_pools_by_frames():
 
 def test_mismatched_scores_are_refused():
     """Other sequences, other frame counts or another protocol: no difference is taken."""
-    a = scores([1.0, 0.5], [10, 30])
+    a = scored([1.0, 0.5], [10, 30])
     with pytest.raises(ValueError, match='same sequences'):
-        paired_ao_difference(a, scores([1.0], [10]))
+        paired_ao_difference(a, scored([1.0], [10]))
     with pytest.raises(ValueError, match='other frames'):
-        paired_ao_difference(a, scores([1.0, 0.5], [10, 20]))
-    otb = otb_scores([sequence('s0', 1.0, 10), sequence('s1', 0.5, 30)])
+        paired_ao_difference(a, scored([1.0, 0.5], [10, 20]))
+    otb = otb_scores([still_result('s0', 1.0, 10), still_result('s1', 0.5, 30)])
     with pytest.raises(ValueError, match='GOT-10k'):
         paired_ao_difference(a, otb)
     with pytest.raises(ValueError, match='level'):

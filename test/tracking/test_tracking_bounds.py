@@ -1,10 +1,10 @@
 """The upper bounds of docs/robust-tracking.md: the lost decision and the ranking told by truth."""
 
-from detrack_model.evaluation import got10k_scores, SequenceResult
 from detrack_model.evaluation.sequences import EvalSequence
 from detrack_model.tracking import Tracker, TrackerConfig
 import numpy as np
 import pytest
+from scored_results import scored
 from session_doubles import ScriptedBackend
 from tools import make_robustness_docs as robustness
 from tools.tracking_bounds import TruthTracker
@@ -93,22 +93,11 @@ def test_the_bounds_table_gives_each_row_its_gain_over_the_old_defaults():
 
 def test_the_bounds_table_gives_the_interval_of_each_gain_over_the_test_sequences():
     """A gain the same on every sequence has no spread; one made of two differs."""
-    def scored(ious):
-        return got10k_scores([sequence_result(f's{i}', iou) for i, iou in enumerate(ious)])
-
-    old = {'ao': 0.5, 'ao_hard': 0.5, 'scores_hard': scored([0.5, 0.5])}
-    even = {'ao': 0.6, 'ao_hard': 0.6, 'scores_hard': scored([0.6, 0.6])}
-    mixed = {'ao': 0.6, 'ao_hard': 0.6, 'scores_hard': scored([0.9, 0.3])}
+    old = {'ao': 0.5, 'ao_hard': 0.5, 'scores_hard': scored([0.5, 0.5], [9, 9])}
+    even = {'ao': 0.6, 'ao_hard': 0.6, 'scores_hard': scored([0.6, 0.6], [9, 9])}
+    mixed = {'ao': 0.6, 'ao_hard': 0.6, 'scores_hard': scored([0.9, 0.3], [9, 9])}
     figures = {'old defaults': old, 'chosen': even, 'decided': mixed, 'ranked': mixed}
     rows = [line for line in robustness.bound_lines({'val': figures, 'test': figures})
             if line.startswith('| ') and not line.startswith('| config')]
     assert [row.split('|')[-2].strip() for row in rows] == [
         '-', '+0.100 to +0.100', '-0.200 to +0.400', '-0.200 to +0.400']
-
-
-def sequence_result(name, iou, frames=10):
-    """Return a result whose scored frames all have IoU ``iou`` with a still target."""
-    anno = np.tile([0.0, 0.0, 10.0, 10.0], (frames, 1))
-    boxes = anno.copy()
-    boxes[1:, 2] = 10.0 * iou
-    return SequenceResult(name, boxes, anno, np.ones(frames, bool), np.full(frames, 0.01))
