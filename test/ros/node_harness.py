@@ -6,6 +6,10 @@ a test body can publish, wait and call services while both spin in the backgroun
 stay inside the process, which lifts Fast DDS's best-effort size limit between processes;
 they are kept small anyway for speed.
 
+What the tracker node logs is read from ``/rosout``, as rqt_console reads it, not from the
+captured stderr: pytest's ``capfd`` loses lines written by another thread while it is being
+read and reset, and the node logs from its own threads.
+
 Some waits read the node's private state (what its image callback received, whether an init
 is pending): a test that must show that nothing was published for an image needs to know
 that the node did get the image, and a test of an init without a stamp must publish its
@@ -15,7 +19,7 @@ image only once the init is queued.
 import itertools
 import threading
 import time
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 import uuid
 
 import cv2
@@ -25,10 +29,11 @@ from detrack_ros.replay import ReplayClient
 from detrack_ros.tracker_node import TrackerNode
 from geometry_msgs.msg import Point, PointStamped
 import numpy as np
+from rcl_interfaces.msg import Log
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import qos_profile_rosout_default, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray
@@ -120,6 +125,30 @@ class TrackerClient(ReplayClient):
         self.camera_info_pub = self.create_publisher(CameraInfo, 'camera_info',
                                                      qos_profile_sensor_data)
         self.detector_pub = self.create_publisher(Detection2DArray, 'detector/detections', 10)
+        self._logger_name: Optional[str] = None
+        self._log: List[str] = []
+        # The rosout publishers' own QoS (transient local): lines logged before this
+        # subscription matched a node's publisher still arrive.
+        self.create_subscription(Log, '/rosout', self._on_log, qos_profile_rosout_default)
+
+    def watch_log_of(self, logger_name: str) -> None:
+        """Keep the /rosout lines of the logger ``logger_name`` only (one node's)."""
+        self._logger_name = logger_name
+
+    def _on_log(self, msg: Log) -> None:
+        if msg.name == self._logger_name:
+            with self._lock:
+                self._log.append(msg.msg)
+
+    def log_position(self) -> int:
+        """Return how many lines of the watched node's log have arrived (a mark for ``since``)."""
+        with self._lock:
+            return len(self._log)
+
+    def log_lines(self, text: str = '', since: int = 0) -> List[str]:
+        """Return the watched node's log lines after the first ``since`` that contain ``text``."""
+        with self._lock:
+            return [line for line in self._log[since:] if text in line]
 
     def _on_detection(self, msg: Detection2D) -> None:
         super()._on_detection(msg)
@@ -163,6 +192,7 @@ class NodeHarness:
         self.fqn = self.node.get_fully_qualified_name()
         self.client = TrackerClient(self.namespace, context=context)
         self.client.watch_diagnostics_of(self.fqn)
+        self.client.watch_log_of(self.node.get_logger().name)
         self._stamps = itertools.count(STAMP_START_NS, STAMP_STEP_NS)
         self._service_clients: Dict[str, Any] = {}
         self._executors = []
@@ -289,6 +319,11 @@ class NodeHarness:
     def wait_pending_init(self) -> None:
         """Wait until an init without an image stamp is queued for the inference thread."""
         assert wait_until(lambda: self.node.session.pending is not None), 'no init was queued'
+
+    def logged(self, text: str, since: int = 0, timeout: float = WAIT_SEC) -> bool:
+        """Wait until a line of the node's log after the first ``since`` contains ``text``."""
+        return wait_until(lambda: bool(self.client.log_lines(text, since)), timeout,
+                          period=0.02)
 
     def wait_counter(self, name: str, value: int) -> bool:
         """Wait until ``node.counters[name]`` reaches ``value``."""

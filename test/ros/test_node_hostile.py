@@ -16,7 +16,7 @@ from detrack_ros.detection_messages import detection_from_box
 from detrack_ros.replay import generated_sequence
 from hostile_inputs import ALIAS_BOMB, copy_bundle, jpeg_bomb, png_bomb
 from node_harness import (box_of, compress, encode_image, fresh_diagnostics, is_init,
-                          NodeHarness, raw_image, set_parameters, WAIT_SEC, wait_until)
+                          NodeHarness, raw_image, set_parameters, wait_until)
 import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -26,17 +26,6 @@ from vision_msgs.msg import Detection2DArray, ObjectHypothesisWithPose
 import yaml
 
 SIZE = (320, 240)
-
-
-def logged(capfd, text: str, timeout: float = WAIT_SEC) -> bool:
-    """Wait until ``text`` has been written to stderr (log lines may trail the counters)."""
-    seen = []
-
-    def found() -> bool:
-        seen.append(capfd.readouterr().err)
-        return text in ''.join(seen)
-
-    return wait_until(found, timeout, period=0.02)
 
 
 @pytest.fixture(scope='module')
@@ -72,20 +61,16 @@ def unstarted(module_ros_context, request):
         yield harness
 
 
-def log_lines(capfd, text: str) -> int:
-    """Return how many lines of the node's log written so far contain ``text``."""
-    return sum(text in line for line in capfd.readouterr().err.splitlines())
-
-
 # -- 1. decoded-size limit -----------------------------------------------------------------
 
 
-def test_decompression_bombs_are_refused_before_decoding(compressed_node, sequence, capfd):
+def test_decompression_bombs_are_refused_before_decoding(compressed_node, sequence):
     """A 600-byte JPEG and a PNG claiming 30000x30000 are bad images, never decoded."""
     harness, frames = compressed_node, sequence.frames
     target = harness.init_on(compress(frames[0], '.jpg'), sequence.boxes[0])
     bad = harness.node.counters['bad_images']
     processed = harness.node.counters['processed']
+    mark = harness.client.log_position()
     headers = []
     for count, payload in enumerate((jpeg_bomb(), png_bomb()), 1):
         assert len(payload) < 1000
@@ -94,7 +79,7 @@ def test_decompression_bombs_are_refused_before_decoding(compressed_node, sequen
     assert harness.node.counters['processed'] == processed
     assert harness.track(compress(frames[1], '.jpg')).id == target.id
     assert all(harness.client.message(h) is None for h in headers)
-    assert logged(capfd, 'over the limit of 16777216')
+    assert harness.logged('over the limit of 16777216', mark)
     values = fresh_diagnostics(harness)
     assert int(values['bad_images']) == bad + 2
 
@@ -152,7 +137,7 @@ def test_reset_and_a_new_init_end_a_max_rate_wait(node, sequence):
 
 
 @pytest.mark.slow
-def test_diagnostics_warn_when_images_arrive_but_none_is_processed(node, sequence, capfd):
+def test_diagnostics_warn_when_images_arrive_but_none_is_processed(node, sequence):
     """Tracking while every image is dropped says so in /diagnostics, not just 'tracking'."""
     node.init_on(sequence.frames[0], sequence.boxes[0])
     height, width = sequence.frames[0].shape[:2]
@@ -201,25 +186,26 @@ def broken_bundle(tmp_path, case: str):
     ('alias bomb', 'expands to more than'),
     ('garbage.onnx', 'not a readable ONNX model'),
 ])
-def test_configure_failure_logs_its_cause(module_ros_context, tmp_path, capfd, case, reason):
+def test_configure_failure_logs_its_cause(module_ros_context, tmp_path, case, reason):
     """A broken model fails configure with a log line that names the file and the cause."""
     path, blamed = broken_bundle(tmp_path, case)
     with NodeHarness(module_ros_context, {'model_path': str(path)}, start=False) as harness:
         assert harness.node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert harness.node.state_label() == 'inactive'
-    errors = [line for line in capfd.readouterr().err.splitlines()
-              if 'configure failed' in line]
+        assert harness.logged('configure failed')
+        errors = harness.client.log_lines('configure failed')
     assert len(errors) == 1 and reason in errors[0] and blamed.name in errors[0], errors
 
 
 # -- 5. a frame of another size --------------------------------------------------------------
 
 
-def test_one_odd_sized_frame_is_skipped_and_counted(node, sequence, offline, capfd):
+def test_one_odd_sized_frame_is_skipped_and_counted(node, sequence, offline):
     """A 1x1 and a 16x16 frame in the stream: skipped and counted, the track is unharmed."""
     frames, truth = sequence.frames, sequence.boxes
     start = node.init_on(frames[0], truth[0])
     before = node.node.counters['frame_size_changes']
+    mark = node.client.log_position()
     boxes = []
     for index, frame in enumerate(frames[1:30], 1):
         if index in (5, 12):
@@ -231,8 +217,7 @@ def test_one_odd_sized_frame_is_skipped_and_counted(node, sequence, offline, cap
         assert detection.id == start.id
         boxes.append(box_of(detection))
     # The second warning falls within the first one's throttle period; the count has both.
-    assert 'image skipped: frame is 1x1, the target is tracked in 320x240' in \
-        capfd.readouterr().err
+    assert node.logged('image skipped: frame is 1x1, the target is tracked in 320x240', mark)
     assert fresh_diagnostics(node)['frame_size_changes'] == str(before + 2)
     # The same frames without the odd ones, offline: the node's boxes must be these.
     offline.update_config(lost_patience=10000)
@@ -241,12 +226,13 @@ def test_one_odd_sized_frame_is_skipped_and_counted(node, sequence, offline, cap
     np.testing.assert_allclose(boxes, expected, atol=1e-3)
 
 
-def test_a_lasting_size_change_rescales_the_track(node, sequence, capfd):
+def test_a_lasting_size_change_rescales_the_track(node, sequence):
     """The stream halves its resolution for good: one frame skipped, then tracked, rescaled."""
     frames = sequence.frames
     target = node.init_on(frames[0], sequence.boxes[0])
     node.track(frames[1])
     skipped = node.node.counters['frame_size_changes']
+    mark = node.client.log_position()
     half = [np.ascontiguousarray(frame[::2, ::2]) for frame in frames[2:6]]
     header = node.publish(encode_image(half[0], 'rgb8'))
     assert node.wait_counter('frame_size_changes', skipped + 1)
@@ -255,7 +241,7 @@ def test_a_lasting_size_change_rescales_the_track(node, sequence, capfd):
         detection = node.track(frame)
         x, y, w, h = box_of(detection)
         assert detection.id == target.id and x + w <= 160.0 and y + h <= 120.0
-    assert logged(capfd, 'images are 160x120 now: target box rescaled')
+    assert node.logged('images are 160x120 now: target box rescaled', mark)
     assert node.node.counters['frame_size_changes'] == skipped + 1
 
 
@@ -285,7 +271,7 @@ def test_huge_init_box_is_clipped_not_an_error(node, sequence):
 
 
 @pytest.mark.parametrize('unstarted', [{'auto_init': True}], indirect=True)
-def test_detector_hand_over_refuses_infinite_scores_and_clips_boxes(unstarted, sequence, capfd):
+def test_detector_hand_over_refuses_infinite_scores_and_clips_boxes(unstarted, sequence):
     """A detection scored inf is refused and counted; a 10**6-pixel one is clipped."""
     harness = unstarted
     assert harness.node.start()
@@ -302,7 +288,7 @@ def test_detector_hand_over_refuses_infinite_scores_and_clips_boxes(unstarted, s
     header = harness.publish_received(encode_image(sequence.frames[0], 'rgb8'))
     handover((100.0, 80.0, 40.0, 40.0), math.inf, header)
     assert harness.wait_counter('init_rejected', 1)
-    assert logged(capfd, 'detection score inf is not a finite number')
+    assert harness.logged('detection score inf is not a finite number')
     header = harness.publish_received(encode_image(sequence.frames[1], 'rgb8'))
     handover((-1e6, -1e6, 2e6, 2e6), 0.9, header)
     detection = harness.wait_detection(header, is_init)
@@ -314,10 +300,10 @@ def test_detector_hand_over_refuses_infinite_scores_and_clips_boxes(unstarted, s
 
 
 @pytest.mark.slow
-def test_a_flood_of_bad_init_boxes_is_counted_but_barely_logged(node, sequence, capfd):
+def test_a_flood_of_bad_init_boxes_is_counted_but_barely_logged(node, sequence):
     """5000 NaN boxes at about 1000/s: each one counted (as received), a few log lines."""
     header = node.publish(encode_image(sequence.frames[0], 'rgb8'))
-    capfd.readouterr()
+    mark = node.client.log_position()
     rejected = node.node.counters['init_rejected']
     box = detection_from_box((math.nan, 10.0, 20.0, 20.0), header)
     started = time.monotonic()
@@ -330,7 +316,8 @@ def test_a_flood_of_bad_init_boxes_is_counted_but_barely_logged(node, sequence, 
         counted = node.node.counters['init_rejected'] - rejected
     elapsed = time.monotonic() - started
     assert counted >= 200, f'only {counted} of 5000 boxes arrived'
-    lines = log_lines(capfd, 'init_box rejected')
+    assert node.logged('init_box rejected', mark)
+    lines = len(node.client.log_lines('init_box rejected', mark))
     assert 1 <= lines <= 2 + elapsed / 5.0, f'{lines} warnings for {counted} rejections'
 
 
@@ -339,7 +326,7 @@ def test_a_flood_of_bad_init_boxes_is_counted_but_barely_logged(node, sequence, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('unstarted', [{'init_history': 3}], indirect=True)
-def test_init_stamped_before_the_history_is_logged_and_counted(unstarted, sequence, capfd):
+def test_init_stamped_before_the_history_is_logged_and_counted(unstarted, sequence):
     """With 3 images kept, an init stamped with the 1st of 6 starts on the newest, said so."""
     harness = unstarted
     assert harness.node.start()
@@ -349,6 +336,6 @@ def test_init_stamped_before_the_history_is_logged_and_counted(unstarted, sequen
     harness.settle()
     harness.client.send_init(sequence.boxes[0], headers[0])
     assert harness.wait_counter('init_stale', 1)
-    assert logged(capfd, 'is not among the 3 images kept (init_history)')
+    assert harness.logged('is not among the 3 images kept (init_history)')
     assert harness.wait_detection(headers[5], is_init) is not None
     assert fresh_diagnostics(harness)['init_stale'] == '1'

@@ -178,7 +178,7 @@ def init_without_stamp(harness: NodeHarness, frame, track_ids, send) -> Detectio
     return detection
 
 
-def test_every_init_path_starts_a_new_target(shared, sequence, capfd):
+def test_every_init_path_starts_a_new_target(shared, sequence):
     """init_box, init_roi, init_click and clicked_point each start a target with a new id."""
     client, frames = shared.client, sequence.frames
     track_ids = [shared.init_on(frames[0], sequence.boxes[0]).id]
@@ -211,13 +211,14 @@ def test_every_init_path_starts_a_new_target(shared, sequence, capfd):
     # A point in RViz's default fixed frame cannot be projected without tf: both clicks are
     # rejected, and the target stays the one from the last init.
     rejected = shared.node.counters['init_rejected']
+    mark = client.log_position()
     client.clicked_point_pub.publish(point_at(48.0, 112.0, 2.5, frame_id='map'))
     client.clicked_point_pub.publish(point_at(110.0, 198.0, 2.5, frame_id='map'))
     assert shared.wait_counter('init_rejected', rejected + 2)
     detection = shared.track(frames[4])
     assert detection.id == track_ids[-1]
     assert shared.node.session.pending is None
-    assert 'Fixed Frame' in capfd.readouterr().err
+    assert shared.logged('Fixed Frame', mark)
 
 
 def test_init_applies_to_the_image_with_its_stamp(shared, sequence):
@@ -478,10 +479,11 @@ def test_bad_image_under_an_init_is_counted_once(shared, sequence):
     assert shared.node.counters['bad_images'] == bad_before + 1
 
 
-def test_bad_init_boxes_are_rejected(shared, sequence, capfd):
+def test_bad_init_boxes_are_rejected(shared, sequence):
     """NaN, empty, outside and 1x1 boxes are rejected; the current target keeps its id."""
     frames = sequence.frames
     target = shared.init_on(frames[0], sequence.boxes[0])
+    mark = shared.client.log_position()
     bad_boxes = [(math.nan, 100.0, 50.0, 60.0), (60.0, 100.0, 0.0, 0.0),
                  (400.0, 300.0, 50.0, 50.0), (80.0, 120.0, 1.0, 1.0)]
     rejected = shared.node.counters['init_rejected']
@@ -493,9 +495,8 @@ def test_bad_init_boxes_are_rejected(shared, sequence, capfd):
     detection = shared.track(frames[len(bad_boxes) + 1])
     assert detection.id == target.id
     assert shared.node.counters['init_rejected'] == rejected + len(bad_boxes)
-    log = capfd.readouterr().err
     for reason in ('NaN', 'zero or negative area', 'entirely outside', 'too small'):
-        assert reason in log, f'no log line says {reason!r}'
+        assert shared.logged(reason, mark), f'no log line says {reason!r}'
 
 
 # -- QoS -----------------------------------------------------------------------------------
