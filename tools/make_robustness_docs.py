@@ -20,7 +20,8 @@ out-of-view spells; recovery after absence and false tracking during it; the lar
 change between published boxes; the time per frame while tracking and while re-detecting.
 The real clips of docs/real-video.md are run before and after. Last, upper bounds that choose
 nothing (``tools/tracking_bounds.py``): the chosen configuration with its lost decision told
-by the ground truth, then with its search crop's candidate told too, on val and test.
+by the ground truth, then with its search crop's candidate told too, on val and test, and
+the occlusion sequences' AO of each of them split by frames since the target's last return.
 """
 
 import argparse
@@ -39,7 +40,7 @@ from detrack_model.evaluation import evaluate
 from detrack_model.evaluation.bootstrap import Difference, paired_ao_difference
 from detrack_model.evaluation.consistency import forward_backward, max_scale_change, run_track
 from detrack_model.evaluation.metrics import rect_iou
-from detrack_model.evaluation.recovery import recovery
+from detrack_model.evaluation.recovery import ao_after_returns, recovery
 from detrack_model.evaluation.runner import results_tag, run_benchmark
 from detrack_model.export.bundle import bundle_paths
 from detrack_model.shipped import default_model_path
@@ -217,6 +218,7 @@ def measure(model: pathlib.Path, sequences, settings: Dict[str, Any], output: pa
     return {'ao': evaluate(results, 'got10k').ao,
             'ao_hard': hard_scores.ao if hard_scores else float('nan'),
             'scores_hard': hard_scores,
+            'phases_hard': ao_after_returns(hard) if hard else None,
             'recovery': spells.recovery_rate, 'false_tracking': spells.false_tracking_rate,
             'max_area_ratio': float(max(ratios)),
             'track_ms': float(np.median(tracking) * 1000) if tracking.size else float('nan'),
@@ -234,8 +236,10 @@ def bound(model: pathlib.Path, sequences, settings: Dict[str, Any], output: path
     name = f'{label(settings)}-{told}-{results_tag(bundle_paths(model)[0], config)}'
     results = [run_benchmark(lambda: tracker.following(sequence), [sequence], str(output),
                              name)[0] for sequence in sequences]
-    hard = evaluate([r for r in results if r.name in subset], 'got10k')
-    return {'ao': evaluate(results, 'got10k').ao, 'ao_hard': hard.ao, 'scores_hard': hard}
+    hard_results = [r for r in results if r.name in subset]
+    hard = evaluate(hard_results, 'got10k')
+    return {'ao': evaluate(results, 'got10k').ao, 'ao_hard': hard.ao, 'scores_hard': hard,
+            'phases_hard': ao_after_returns(hard_results)}
 
 
 def interleaved_ms(model: pathlib.Path, sequences, configs: Dict[str, Dict[str, Any]]
@@ -468,6 +472,28 @@ def bound_lines(bounds: Optional[Dict[str, Dict[str, Dict[str, float]]]]) -> Lis
     return lines
 
 
+def phase_lines(bounds: Optional[Dict[str, Dict[str, Dict[str, Any]]]]) -> List[str]:
+    """Return the table of the bound rows' occlusion AO by frames since the target returned."""
+    if not bounds or any(row.get('phases_hard') is None
+                         for split in bounds.values() for row in split.values()):
+        return []
+    splits = ('val', 'test')
+    header = [f'{split}: {phase.name} ({phase.frames})' for split in splits
+              for phase in bounds[split]['chosen']['phases_hard']]
+    lines = [
+        '', 'Where on the occlusion/out-of-view sequences the AO is won or lost: the same '
+        "rows' AO over the frames just after the target came back (after an absence spell), "
+        'and over the others (before any absence, or long after one); frames scored in '
+        'brackets.', '',
+        '| configuration | ' + ' | '.join(header) + ' |',
+        '|:--|' + '--:|' * len(header)]
+    for key, name in BOUND_ROWS:
+        cells = [f'{phase.ao:.3f}' for split in splits
+                 for phase in bounds[split][key]['phases_hard']]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return lines
+
+
 def hard_interval(row: Dict[str, Any], old: Dict[str, Any]) -> Optional[Difference]:
     """Return the occlusion AO gain of ``row`` over ``old`` with its interval (if scored)."""
     if row.get('scores_hard') is None or old.get('scores_hard') is None:
@@ -666,6 +692,7 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
         f'{"met" if paired["chosen"] <= 1.1 * paired["old defaults"] else "missed"}).',
     ]
     lines += bound_lines(bounds)
+    lines += phase_lines(bounds)
     lines += [
         '', '## Real clips (docs/real-video.md)', '',
         "Forward-backward IoU: the tracker runs to the clip's last frame, a fresh one runs "

@@ -362,14 +362,31 @@ def _checked_all(results: Sequence[SequenceResult]) -> None:
         raise ValueError(f'sequences scored more than once: {", ".join(duplicates)}')
 
 
+def _got10k_scored(result: SequenceResult) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the predicted and true boxes of GOT-10k's scored frames, and the (N,) mask."""
+    boxes, anno, visible, _ = _checked(result)
+    scored = visible & np.isfinite(anno).all(axis=1)
+    scored[0] = False
+    return boxes[scored], anno[scored], scored
+
+
+def got10k_frame_ious(result: SequenceResult) -> Tuple[np.ndarray, np.ndarray]:
+    """
+    Return the IoUs of the frames GOT-10k scores in ``result``, and the (N,) mask of them.
+
+    The frames and IoUs that :func:`got10k_scores` pools: frame 0 is left out, and so are
+    frames whose target is not visible or whose ground truth is unknown.
+    """
+    pred, true, scored = _got10k_scored(result)
+    return rect_iou(pred, true, bound=result.image_size), scored
+
+
 def _got10k_frames(result: SequenceResult) -> _Frames:
-    boxes, anno, visible, times = _checked(result)
-    scored = visible[1:] & np.isfinite(anno[1:]).all(axis=1)
-    pred, true = boxes[1:][scored], anno[1:][scored]
+    pred, true, _ = _got10k_scored(result)
     return _Frames(ious=rect_iou(pred, true, bound=result.image_size),
                    errors=centre_error(pred, true),
                    norm_errors=normalised_centre_error(pred, true),
-                   times=times, length=len(boxes))
+                   times=np.asarray(result.times, dtype=float), length=len(result.boxes))
 
 
 def _ope_frames(result: SequenceResult) -> _Frames:

@@ -1,11 +1,15 @@
 """Recovery after absence and false tracking during it; lost flags in the result files."""
 
 import cv2
-from detrack_model.evaluation.recovery import absence_spells, recovery, sequence_recovery
+from detrack_model.evaluation.metrics import got10k_scores
+from detrack_model.evaluation.recovery import (absence_spells, ao_after_returns,
+                                               frames_since_return, recovery,
+                                               sequence_recovery)
 from detrack_model.evaluation.results import (lost_file, read_sequence_result, SequenceResult,
                                               write_sequence_result)
 from detrack_model.evaluation.sequences import EvalSequence
 import numpy as np
+import pytest
 
 
 def result(visible, found_at, lost=None, frames=60):
@@ -62,3 +66,36 @@ def test_lost_flags_round_trip_through_the_result_files(tmp_path):
     assert read_sequence_result(str(tmp_path / 'b'), sequence).lost is None
     assert not (tmp_path / 'b' / 'seq' / 'seq_lost.txt').exists()
     assert lost_file(str(tmp_path / 'a'), 'seq').endswith('seq_lost.txt')
+
+
+def test_frames_since_return_count_from_each_return():
+    """Before any absence -1; the first visible frame after a spell is 1; a new spell resets."""
+    visible = np.array([1, 1, 0, 0, 1, 1, 1, 0, 1, 1], bool)
+    since = frames_since_return(visible)
+    assert since[[0, 1, 4, 5, 6, 8, 9]].tolist() == [-1, -1, 1, 2, 3, 1, 2]
+
+
+def test_ao_after_returns_splits_got10k_ao_by_frames_since_the_return():
+    """Phases of IoU 0.2 (3 frames after a return), 0.6 (the next 3), 1.0 (edges 3, 6)."""
+    frames = 20
+    anno = np.tile([0.0, 0.0, 10.0, 10.0], (frames, 1))
+    boxes = anno.copy()
+    visible = np.ones(frames, bool)
+    visible[5:8] = False  # back at frame 8
+    boxes[8:11, 2] = 2.0  # same left edge and height: IoU is the width ratio
+    boxes[11:14, 2] = 6.0
+    boxes[5:8] = [50.0, 50.0, 10.0, 10.0]  # absent frames are not scored, whatever the box
+    result = SequenceResult('seq', boxes, anno, visible, np.zeros(frames))
+    phases = ao_after_returns([result], edges=(3, 6))
+    assert [p.name for p in phases] == ['frames 1-3 after a return',
+                                        'frames 4-6 after a return', 'other frames']
+    assert [p.frames for p in phases] == [3, 3, 10]  # frame 0 and the 3 absent are not scored
+    np.testing.assert_allclose([p.ao for p in phases], [0.2, 0.6, 1.0])
+    pooled = sum(p.ao * p.frames for p in phases) / sum(p.frames for p in phases)
+    assert pooled == pytest.approx(got10k_scores([result]).ao)
+    # A sequence without absence adds to the last phase only; an empty phase is nan.
+    steady = SequenceResult('steady', anno.copy(), anno, np.ones(frames, bool), np.zeros(frames))
+    only = ao_after_returns([steady], edges=(3, 6))
+    assert [p.frames for p in only] == [0, 0, frames - 1] and np.isnan(only[0].ao)
+    with pytest.raises(ValueError, match='increasing'):
+        ao_after_returns([result], edges=(6, 3))

@@ -1,5 +1,6 @@
 """The upper bounds of docs/robust-tracking.md: the lost decision and the ranking told by truth."""
 
+from detrack_model.evaluation.recovery import PhaseAO
 from detrack_model.evaluation.sequences import EvalSequence
 from detrack_model.tracking import Tracker, TrackerConfig
 import numpy as np
@@ -101,3 +102,22 @@ def test_the_bounds_table_gives_the_interval_of_each_gain_over_the_test_sequence
             if line.startswith('| ') and not line.startswith('| config')]
     assert [row.split('|')[-2].strip() for row in rows] == [
         '-', '+0.100 to +0.100', '-0.200 to +0.400', '-0.200 to +0.400']
+
+
+def test_the_phase_table_gives_each_row_its_ao_by_frames_since_the_return():
+    """Val's then test's phases in the row of each bound; nothing without phase figures."""
+    def figures(offset):
+        return {key: {'phases_hard': [PhaseAO('frames 1-10 after a return', 0.1 * i + offset,
+                                              40),
+                                      PhaseAO('other frames', 0.5 + offset, 200)]}
+                for i, key in enumerate(('old defaults', 'chosen', 'decided', 'ranked'))}
+    lines = robustness.phase_lines({'val': figures(0.0), 'test': figures(0.01)})
+    header = next(line for line in lines if line.startswith('| config'))
+    assert 'val: frames 1-10 after a return (40)' in header
+    assert header.index('val: other frames (200)') < header.index('test: frames 1-10')
+    rows = [line for line in lines if line.startswith('| ') and line != header]
+    assert rows[2].split('|')[1:-1] == [
+        ' chosen, lost decision told by the ground truth ', ' 0.200 ', ' 0.500 ', ' 0.210 ',
+        ' 0.510 ']
+    assert robustness.phase_lines(None) == []
+    assert robustness.phase_lines({'val': {'chosen': {'phases_hard': None}}}) == []
