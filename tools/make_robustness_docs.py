@@ -40,7 +40,7 @@ from detrack_model.evaluation import evaluate
 from detrack_model.evaluation.bootstrap import Difference, paired_ao_difference
 from detrack_model.evaluation.consistency import forward_backward, max_scale_change, run_track
 from detrack_model.evaluation.metrics import rect_iou
-from detrack_model.evaluation.recovery import ao_after_returns, recovery
+from detrack_model.evaluation.recovery import ao_after_returns, recovery, RETURN_PHASES
 from detrack_model.evaluation.runner import results_tag, run_benchmark
 from detrack_model.export.bundle import bundle_paths
 from detrack_model.shipped import default_model_path
@@ -483,8 +483,8 @@ def phase_lines(bounds: Optional[Dict[str, Dict[str, Dict[str, Any]]]]) -> List[
     lines = [
         '', 'Where on the occlusion/out-of-view sequences the AO is won or lost: the same '
         "rows' AO over the frames just after the target came back (after an absence spell), "
-        'and over the others (before any absence, or long after one); frames scored in '
-        'brackets.', '',
+        f'and over the others (before any absence, or more than {RETURN_PHASES[-1]} frames '
+        'after one); frames scored in brackets.', '',
         '| configuration | ' + ' | '.join(header) + ' |',
         '|:--|' + '--:|' * len(header)]
     for key, name in BOUND_ROWS:
