@@ -11,8 +11,10 @@ patience, box dynamics, re-detection and motion from a grid, by AO with false tr
 at most 20 % of absent frames (of configurations val cannot tell apart by AO, the one with
 the least false tracking); then the recovery threshold (hysteresis) and the growth of its radius
 by the same rule, on the chosen point, and then the template update (its score gate and the
-least frames between updates), by the same rule, on the point chosen so far, and last the
-size of the wider search while lost (``lost_search_factor``). The
+least frames between updates), by the same rule, on the point chosen so far, then the
+size of the wider search while lost (``lost_search_factor``). Re-detection's own settings
+and the box dynamics' damping (``size_rate`` and ``max_scale_step``, which the grid tries only
+on or off) are varied around the chosen point as a check; they stay at their defaults. The
 **test** sequences (docs/tracking.md's headline set) are then scored once: the chosen
 configuration, the old defaults, and the chosen one with each switch flipped, on all
 sequences and on those with occlusion or
@@ -72,8 +74,12 @@ REFERENCE_FRAMES = 10
 # The grid searched on val (besides the two thresholds, which the score/IoU curves set).
 # The score reference is measured switched on, on test and the real clips only: it is for a
 # change of camera or kind of scene, which the generated val sequences do not have.
+# Box dynamics off: the published size follows the network's exactly.
+UNDAMPED = (1.0, float('inf'))
+# The damping the grid tries (size rate, largest step), set before any stage chose one.
+GRID_DAMPED = (0.5, 1.2)
 GRID = {'lost_patience': (1, 3), 'search_patience': (1, 3, 5),
-        'dynamics': ((1.0, float('inf')), (0.5, 1.2)), 'redetect': (False, True),
+        'dynamics': (UNDAMPED, GRID_DAMPED), 'redetect': (False, True),
         'motion': (False, True), 'reference': (False,)}
 # Re-detection's own settings, each varied alone around the chosen configuration on val: a
 # check of how much they matter, not a search (the TrackerConfig defaults stay).
@@ -89,6 +95,13 @@ TEMPLATE_GRID = {'threshold': (0.7, 0.8, 0.9), 'interval': (10, 30)}
 # this stage chose one, which the old defaults keep).
 LOST_SEARCH_GRID = (4.0, 5.0, 6.0, 8.0)
 GRID_LOST_SEARCH = previous_defaults.LOST_SEARCH_FACTOR
+# Box dynamics (size rate, largest step per frame): the grid offers the damping only on or off,
+# at GRID_DAMPED. Where it is on, these points are varied together around the chosen point on
+# val: a check of how much the point matters, not a search (the TrackerConfig defaults stay;
+# the page says whether a point beats them by more than AO_TIE). Through the choice rule, the
+# tie-break (least false tracking) would move the default for a few absent frames among points
+# val cannot tell apart by AO.
+DYNAMICS_CHECK = {'size_rate': (0.5, 0.75, 1.0), 'max_scale_step': (1.1, 1.2, 1.5)}
 
 
 def lost_search_of(settings: Dict[str, Any]) -> float:
@@ -368,6 +381,16 @@ def main() -> int:
         lost_search_rows.append((settings, measure(args.model, val, settings,
                                                    args.work / 'val', val_hard)))
     chosen = choose(lost_search_rows)
+    dynamics_rows = []
+    if chosen['dynamics'] != UNDAMPED:
+        dynamics_rows.append((chosen, next(v for s, v in lost_search_rows if s == chosen)))
+        for point in itertools.product(*DYNAMICS_CHECK.values()):
+            if point == chosen['dynamics']:
+                continue
+            settings = {**chosen, 'dynamics': point}
+            print(label(settings), flush=True)
+            dynamics_rows.append((settings, measure(args.model, val, settings,
+                                                    args.work / 'val', val_hard)))
     sweep = []
     if chosen['redetect']:
         for key, values in REDETECT_SWEEP.items():
@@ -379,7 +402,7 @@ def main() -> int:
     uncalibrated = {'score_threshold': previous_defaults.SCORE_THRESHOLD,
                     'lost_patience': previous_defaults.LOST_PATIENCE, 'search_patience': 0,
                     'reference': False}
-    baseline = {**uncalibrated, 'dynamics': (1.0, float('inf')), 'motion': False,
+    baseline = {**uncalibrated, 'dynamics': UNDAMPED, 'motion': False,
                 'redetect': False, 'relative_threshold': old.relative_threshold, 'recover': 0.0,
                 'growth': 0.0}
     configs = {'chosen': chosen, 'old defaults': baseline,
@@ -388,10 +411,9 @@ def main() -> int:
         configs['searching as soon as lost'] = {**chosen,
                                                 'search_patience': chosen['lost_patience']}
     # Each switch flipped alone: "without" what the chosen configuration has, else "with".
-    undamped = (1.0, float('inf'))
-    configs['without box dynamics' if chosen['dynamics'] != undamped else
-            'with box dynamics 0.5/1.2'] = {
-        **chosen, 'dynamics': undamped if chosen['dynamics'] != undamped else (0.5, 1.2)}
+    configs['without box dynamics' if chosen['dynamics'] != UNDAMPED else
+            'with box dynamics {:g}/{:g}'.format(*GRID_DAMPED)] = {
+        **chosen, 'dynamics': UNDAMPED if chosen['dynamics'] != UNDAMPED else GRID_DAMPED}
     for key, switch in (('motion', 'motion'), ('redetect', 're-detection'),
                         ('reference', 'the score reference')):
         configs[f'{"without" if chosen[key] else "with"} {switch}'] = {
@@ -432,7 +454,7 @@ def main() -> int:
     (args.docs / 'robust-tracking.md').write_text(
         page(calibration, rows, chosen, configs, measured, paired, clips, len(val), len(test),
              len(test_hard), args.model, sweep, recover_rows, template_rows,
-             lost_search_rows, bounds))
+             lost_search_rows, bounds, dynamics_rows))
     print((args.docs / 'robust-tracking.md').read_text())
     return 0
 
@@ -603,12 +625,42 @@ def sweep_lines(chosen: Dict[str, Any], rows,
     return lines
 
 
+def dynamics_lines(rows: Sequence[Tuple[Dict[str, Any], Dict[str, Any]]],
+                   chosen: Dict[str, Any]) -> List[str]:
+    """Return the box dynamics varied around the chosen point: what they show, one row each."""
+    if not rows:
+        return []
+    at_chosen = next(values for settings, values in rows if settings == chosen)
+    aos = [values['ao'] for _, values in rows]
+    better = [settings['dynamics'] for settings, values in rows
+              if values['ao'] > at_chosen['ao'] + AO_TIE]
+    verdict = (f'none beats it by more than the {AO_TIE} AO val cannot tell apart, so they '
+               'stay at the TrackerConfig defaults' if not better else
+               'beaten by more than val can tell apart at ' + ', '.join(
+                   f'{rate:g} / {step:g}' for rate, step in better))
+    lines = ['', 'The **box dynamics** (`size_rate` x `max_scale_step`: the published size moves '
+             "toward the network's by the fraction size rate x score in log space, and by at "
+             'most the largest step per frame), which the grid tries only on or off, varied '
+             'together around the chosen configuration on val (the row marked chosen is it): '
+             f'AO {min(aos):.3f} to {max(aos):.3f}; {verdict}.', '',
+             '| size rate | largest step | AO | AO occlusion/out-of-view | recovery | '
+             'false tracking | largest area step |', '|--:|--:|--:|--:|--:|--:|--:|']
+    for settings, values in sorted(rows, key=lambda row: row[0]['dynamics']):
+        rate, step = settings['dynamics']
+        mark = ' (chosen)' if settings == chosen else ''
+        lines.append(f'| {rate:g}{mark} | {step:g} | {values["ao"]:.3f} | '
+                     f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
+                     f'{values["false_tracking"]:.0%} | {values["max_area_ratio"]:.2f} |')
+    return lines
+
+
 def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
          configs: Dict[str, Dict[str, Any]], measured: Dict[str, Dict[str, Any]],
          paired: Dict[str, float], clips, val_count: int, test_count: int, hard_count: int,
          model: pathlib.Path, sweep: Sequence[Tuple[str, Any, Dict[str, Any]]] = (),
          recover_rows=(), template_rows=(), lost_search_rows=(),
-         bounds: Optional[Dict[str, Dict[str, Dict[str, float]]]] = None) -> str:
+         bounds: Optional[Dict[str, Dict[str, Dict[str, float]]]] = None,
+         dynamics_rows=()) -> str:
     """Render docs/robust-tracking.md."""
     name = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
     lines = [
@@ -657,6 +709,7 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
     lines += lost_search_lines(lost_search_rows, chosen)
     lines += sweep_lines(chosen, list(rows) + list(recover_rows) + list(template_rows)
                          + list(lost_search_rows), sweep)
+    lines += dynamics_lines(dynamics_rows, chosen)
     lines += [
         '',
         f'## Test ({test_count} cross-source sequences, {hard_count} with occlusion or '

@@ -51,3 +51,26 @@ def test_the_search_while_lost_table_names_the_choice_and_lists_every_size():
     assert [line.split('|')[1].strip() for line in table] == ['4', '5', '6', '8']
     assert f"tracking crop's {TrackerConfig().search_factor:g}" in lines[1]
     assert robustness.lost_search_lines([], BASE) == []
+
+
+def test_the_box_dynamics_table_marks_the_chosen_point_and_says_whether_val_can_beat_it():
+    """Rows in order with the chosen one marked; a point beyond AO_TIE is named, ties are not."""
+    def row(point, ao):
+        return {**BASE, 'dynamics': point}, {**scores(ao, 0.05), 'max_area_ratio': 1.5}
+
+    tied = [row((1.0, 1.5), 0.645 + robustness.AO_TIE / 2), row((0.5, 1.2), 0.645),
+            row((0.75, 1.1), 0.640)]
+    lines = robustness.dynamics_lines(tied, BASE)
+    assert 'AO 0.640 to 0.647' in lines[1] and 'none beats it' in lines[1]
+    table = [line for line in lines if line.startswith('| ') and line[2].isdigit()]
+    assert [line.split('|')[1:3] for line in table] == [
+        [' 0.5 (chosen) ', ' 1.2 '], [' 0.75 ', ' 1.1 '], [' 1 ', ' 1.5 ']]
+    beaten = robustness.dynamics_lines(tied + [row((0.75, 1.5), 0.645 + 2 * robustness.AO_TIE)],
+                                       BASE)
+    assert 'beaten by more than val can tell apart at 0.75 / 1.5' in beaten[1]
+    assert robustness.dynamics_lines([], BASE) == []
+    assert robustness.GRID_DAMPED in robustness.GRID['dynamics']
+    # Each point runs its own tracker: the damping reaches the config and the results name.
+    config = robustness.config_of({**BASE, 'dynamics': (0.75, 1.5)})
+    assert (config.size_rate, config.max_scale_step) == (0.75, 1.5)
+    assert robustness.label({**BASE, 'dynamics': (0.75, 1.5)}) != robustness.label(BASE)
