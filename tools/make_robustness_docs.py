@@ -528,6 +528,12 @@ def interval_text(difference: Difference) -> str:
     return f'{difference.low:+.3f} to {difference.high:+.3f}'
 
 
+def val_cells(values: Dict[str, Any]) -> str:
+    """Return the val figures of one configuration as the stage tables' last four cells."""
+    return (f'{values["ao"]:.3f} | {values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
+            f'{values["false_tracking"]:.0%}')
+
+
 def recover_lines(recover_rows, chosen: Dict[str, Any]) -> List[str]:
     """Return the table of recovery thresholds tried on the chosen grid point."""
     if chosen.get('recover'):
@@ -548,9 +554,7 @@ def recover_lines(recover_rows, chosen: Dict[str, Any]) -> List[str]:
     for settings, values in recover_rows:
         value = settings.get('recover', 0.0)
         lines.append(f'| {f"{value:g}" if value else "none"} | '
-                     f'{settings.get("growth", 0.0) if value else 0.0:g} | {values["ao"]:.3f} | '
-                     f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
-                     f'{values["false_tracking"]:.0%} |')
+                     f'{settings.get("growth", 0.0) if value else 0.0:g} | {val_cells(values)} |')
     return lines
 
 
@@ -576,9 +580,7 @@ def template_lines(template_rows, chosen: Dict[str, Any]) -> List[str]:
     for settings, values in template_rows:
         template = settings.get('template')
         lines.append(f'| {f"from {template[0]:g}" if template else "off"} | '
-                     f'{template[1] if template else "-"} | {values["ao"]:.3f} | '
-                     f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
-                     f'{values["false_tracking"]:.0%} |')
+                     f'{template[1] if template else "-"} | {val_cells(values)} |')
     return lines
 
 
@@ -595,9 +597,7 @@ def lost_search_lines(lost_search_rows, chosen: Dict[str, Any]) -> List[str]:
              '| search while lost (box sizes) | AO | AO occlusion/out-of-view | recovery | '
              'false tracking |', '|--:|--:|--:|--:|--:|']
     for settings, values in sorted(lost_search_rows, key=lambda row: lost_search_of(row[0])):
-        lines.append(f'| {lost_search_of(settings):g} | '
-                     f'{values["ao"]:.3f} | {values["ao_hard"]:.3f} | '
-                     f'{values["recovery"]:.0%} | {values["false_tracking"]:.0%} |')
+        lines.append(f'| {lost_search_of(settings):g} | {val_cells(values)} |')
     return lines
 
 
@@ -619,9 +619,7 @@ def sweep_lines(chosen: Dict[str, Any], rows,
     for key, value, values in sorted(entries, key=lambda e: (list(REDETECT_SWEEP).index(e[0]),
                                                              e[1])):
         mark = ' (default)' if value == getattr(defaults, key) else ''
-        lines.append(f'| `{key}` | {value:g}{mark} | {values["ao"]:.3f} | '
-                     f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
-                     f'{values["false_tracking"]:.0%} |')
+        lines.append(f'| `{key}` | {value:g}{mark} | {val_cells(values)} |')
     return lines
 
 
@@ -648,9 +646,8 @@ def dynamics_lines(rows: Sequence[Tuple[Dict[str, Any], Dict[str, Any]]],
     for settings, values in sorted(rows, key=lambda row: row[0]['dynamics']):
         rate, step = settings['dynamics']
         mark = ' (chosen)' if settings == chosen else ''
-        lines.append(f'| {rate:g}{mark} | {step:g} | {values["ao"]:.3f} | '
-                     f'{values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
-                     f'{values["false_tracking"]:.0%} | {values["max_area_ratio"]:.2f} |')
+        lines.append(f'| {rate:g}{mark} | {step:g} | {val_cells(values)} | '
+                     f'{values["max_area_ratio"]:.2f} |')
     return lines
 
 
