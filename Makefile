@@ -30,6 +30,7 @@ help:
 	@echo "              (DEMO_ARGS='--video clip.mp4 --box x,y,w,h' for your own video)"
 	@echo "make data     fetch and index the training image pool into $(BUILD_DIR)/data/image_pool"
 	@echo "              (Debian packages via apt-get download + dpkg-deb -x; about 700 MB)"
+	@echo "              and the pool with training photographs into .../image_pool_photos"
 	@echo "make clean    remove $(BUILD_DIR)/;  make distclean: also remove $(VENV)/"
 
 setup:
@@ -76,10 +77,14 @@ demo: build
 		python -m detrack_ros.demo --output "$(ROOT)/build/demo" $(DEMO_ARGS)'
 
 # The training image pool: Debian packages unpacked (not installed) and indexed; not needed by
-# `make test` (the tests build tiny pools of their own).
+# `make test` (the tests build tiny pools of their own). Then the pool with photographs of real
+# scenes added for training, whose other packages are linked from the first.
 data: setup
 	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources \
 		--cache "$(BUILD_DIR)/data/image_pool" $(DATA_ARGS)
+	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources --set photos \
+		--cache "$(BUILD_DIR)/data/image_pool_photos" --reuse "$(BUILD_DIR)/data/image_pool" \
+		$(DATA_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

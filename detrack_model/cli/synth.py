@@ -5,6 +5,8 @@ Fetch the image pool (Debian packages of cut-out objects, wallpapers and texture
 and indexed into a cache; needs ``apt-get`` and ``dpkg-deb``, no installation)::
 
     python -m detrack_model.cli.synth fetch-sources --cache build/data/image_pool
+    python -m detrack_model.cli.synth fetch-sources --set photos
+        --cache build/data/image_pool_photos --reuse build/data/image_pool
 
 Write sequences in the GOT-10k layout::
 
@@ -21,6 +23,7 @@ import argparse
 import sys
 from typing import List, Optional, Tuple
 
+from detrack_model.data.imagepool.packages import POOL_SETS
 from detrack_model.data.synthetic import generate_dataset, SPLIT_SOURCES
 from tqdm import tqdm
 
@@ -47,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument('--cache', default=DEFAULT_POOL, help='pool directory')
     fetch.add_argument('--debs', help='take the .deb files from this directory instead of '
                                       'apt-get download')
+    fetch.add_argument('--set', default='base', choices=sorted(POOL_SETS),
+                       help='package set: base, or photos (base and photographs of real '
+                            'scenes for training backgrounds)')
+    fetch.add_argument('--reuse', help='pool directory whose unpacked packages are taken '
+                                       'instead of fetching them again')
     generate = commands.add_parser('generate', help='write one split of sequences')
     generate.add_argument('--root', required=True, help='dataset root (the split goes below)')
     generate.add_argument('--split', default='train',
@@ -70,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
 def _fetch(args: argparse.Namespace) -> int:
     from detrack_model.data.imagepool import prepare_pool
 
-    prepare_pool(args.cache, debs_dir=args.debs)
+    prepare_pool(args.cache, debs_dir=args.debs, packages=POOL_SETS[args.set],
+                 reuse_dir=args.reuse)
     return 0
 
 

@@ -205,6 +205,54 @@ def test_new_rules_need_no_new_fetch(tmp_path, debs):
     assert fetch.read_fetched(str(tree))['package'] == renamed.to_dict()
 
 
+@needs_dpkg
+def test_a_second_pool_links_the_packages_unpacked_in_the_first(pool, tmp_path):
+    """Without any .deb at hand, a pool built with reuse gets the first's files and splits."""
+    cache, manifest, _ = pool
+    lines = []
+    second = imagepool.prepare_pool(str(tmp_path), packages=PACKAGES, log=lines.append,
+                                    reuse_dir=str(cache))
+    assert second['fetch'] == {'skipped': [], 'warnings': []}
+    assert sum('taken from' in line for line in lines) == len(PACKAGES)
+    frog = 'packages/detrack-test-objects/usr/share/testobj/animals/frog.png'
+    assert (tmp_path / frog).read_bytes() == (cache / frog).read_bytes()
+    record = fetch.read_fetched(str(tmp_path / 'packages' / OBJECTS.name))
+    assert record == fetch.read_fetched(str(cache / 'packages' / OBJECTS.name))
+    assert second['splits'] == manifest['splits']
+    # Now unpacked here: a third run neither links nor fetches again.
+    lines.clear()
+    report = fetch.fetch_packages(str(tmp_path), PACKAGES, log=lines.append,
+                                  reuse_dir=str(cache))
+    assert all(item.reused for item in report.fetched)
+    assert all('already unpacked' in line for line in lines)
+
+
+@pytest.mark.slow
+@needs_dpkg
+def test_reuse_ignores_a_package_the_other_pool_has_at_another_version(pool, tmp_path, debs):
+    """A package pinned differently from the other pool's copy is fetched, not linked."""
+    cache, _, _ = pool
+    elsewhere = dataclasses.replace(OBJECTS, version='1:0.9-1')
+    report = fetch.fetch_packages(str(tmp_path), (elsewhere,), debs_dir=str(debs),
+                                  log=lambda line: None, reuse_dir=str(cache))
+    # No .deb of that version exists, and apt-get cannot have this test package either.
+    assert [item.name for item in report.skipped] == [OBJECTS.name]
+    assert not (tmp_path / 'packages' / OBJECTS.name).exists()
+
+
+def test_the_photographs_set_adds_training_only_backgrounds_to_the_pool():
+    """The photos set is the base set plus photographs that no val or test split ever gets."""
+    from detrack_model.data.imagepool.packages import PACKAGES as BASE, POOL_SETS
+    photos = imagepool.TRAINING_PHOTOS
+    assert POOL_SETS['base'] == BASE and POOL_SETS['photos'] == BASE + photos
+    names = [package.name for package in POOL_SETS['photos']]
+    assert len(names) == len(set(names))
+    assert all(package.role == 'backgrounds' for package in photos)
+    assert all(splits.SPLIT_RULES[package.name] == (1.0, 0.0, 0.0) for package in photos)
+    assignment = splits.assign_splits(_fake_index({package.name: 50 for package in photos}))
+    assert set(assignment.values()) == {'train'}
+
+
 @pytest.mark.slow
 @needs_dpkg
 def test_missing_package_is_skipped(tmp_path, debs):
@@ -416,3 +464,16 @@ def test_generated_sequences_use_only_their_splits_images(tmp_path, pool):
             assert set(pool_ids) <= allowed, (name, pool_ids)
             used_any = used_any or bool(pool_ids)
     assert used_any
+
+
+def test_fetch_sources_names_the_package_set_and_the_pool_to_reuse(capsys):
+    """--set picks one of POOL_SETS (base by default); another name is refused."""
+    from detrack_model.cli import synth
+    parser = synth._parser()
+    args = parser.parse_args(['fetch-sources', '--set', 'photos', '--cache', 'b',
+                              '--reuse', 'a'])
+    assert (args.set, args.cache, args.reuse) == ('photos', 'b', 'a')
+    assert parser.parse_args(['fetch-sources']).set == 'base'
+    with pytest.raises(SystemExit):
+        parser.parse_args(['fetch-sources', '--set', 'everything'])
+    assert "invalid choice: 'everything'" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """
 The image pool: real cut-out objects and backgrounds from Debian packages, split three ways.
 
-:func:`prepare_pool` fetches the pinned packages of :data:`PACKAGES` (``apt-get download`` or
+:func:`prepare_pool` fetches the pinned packages of :data:`PACKAGES` (or of another set of
+:data:`POOL_SETS`: ``photos`` adds :data:`TRAINING_PHOTOS`) (``apt-get download`` or
 a local directory of ``.deb`` files, unpacked with ``dpkg-deb``, nothing installed),
 normalises their images and assigns every image to train, val or test; :func:`load_pool`
 returns one split for the synthetic sequence generator.
@@ -29,7 +30,8 @@ from typing import Any, Dict, Optional, Sequence
 from detrack_model.data.imagepool.fetch import (fetch_packages, FetchedPackage, FetchError,
                                                 FetchReport, SkippedPackage)
 from detrack_model.data.imagepool.index import build_index, read_index
-from detrack_model.data.imagepool.packages import PACKAGES, PoolPackage, RESERVED
+from detrack_model.data.imagepool.packages import (PACKAGES, POOL_SETS, PoolPackage, RESERVED,
+                                                   TRAINING_PHOTOS)
 from detrack_model.data.imagepool.splits import (assign_splits, load_pool, PoolBackground,
                                                  PoolObject, PoolSplit, SPLIT_RULES, SPLITS,
                                                  write_split_manifest)
@@ -38,22 +40,26 @@ from detrack_model.data.imagepool.splits import Log
 __all__ = [
     'assign_splits', 'build_index', 'FetchedPackage', 'FetchError', 'fetch_packages',
     'FetchReport', 'load_pool', 'PACKAGES', 'PoolBackground', 'PoolObject', 'PoolPackage',
-    'PoolSplit', 'prepare_pool', 'read_index', 'RESERVED', 'SkippedPackage', 'SPLIT_RULES',
-    'SPLITS', 'write_split_manifest',
+    'POOL_SETS', 'PoolSplit', 'prepare_pool', 'read_index', 'RESERVED', 'SkippedPackage',
+    'SPLIT_RULES', 'SPLITS', 'TRAINING_PHOTOS', 'write_split_manifest',
 ]
 
 
 def prepare_pool(cache_dir: str, debs_dir: Optional[str] = None,
                  packages: Sequence[PoolPackage] = PACKAGES, log: Log = print,
-                 workers: int = 2, seed: int = 0) -> Dict[str, Any]:
+                 workers: int = 2, seed: int = 0,
+                 reuse_dir: Optional[str] = None) -> Dict[str, Any]:
     """
     Fetch, index and split the image pool in ``cache_dir``; return the split manifest.
+
+    Packages already unpacked in the pool ``reuse_dir`` are taken from there (see
+    :func:`fetch_packages`).
 
     The manifest's ``fetch`` entry lists the packages that were skipped and the warnings.
     """
     cache_dir = os.path.abspath(os.fspath(cache_dir))
     start = time.monotonic()
-    report = fetch_packages(cache_dir, packages, debs_dir=debs_dir, log=log)
+    report = fetch_packages(cache_dir, packages, debs_dir=debs_dir, log=log, reuse_dir=reuse_dir)
     if not report.fetched:
         raise FetchError('no package of the image pool could be fetched: '
                          + '; '.join(f'{item.name}: {item.reason}' for item in report.skipped))

@@ -5,7 +5,8 @@ A package's ``.deb`` comes from a local directory of ``.deb`` files when one mat
 pinned name and version, else from ``apt-get download NAME=VERSION`` (then ``apt-get download
 NAME`` with a warning when the pinned version is gone). ``dpkg-deb -x`` unpacks it into
 ``CACHE/packages/NAME/``, only the files its ``include`` patterns name are kept, and
-``.fetched.json`` records what was fetched, so a second run leaves it alone.
+``.fetched.json`` records what was fetched, so a second run leaves it alone. A package already
+unpacked in another pool (``reuse_dir``) at the pinned version is linked from there instead.
 """
 
 from dataclasses import dataclass, field
@@ -152,12 +153,15 @@ def extract(deb: str, destination: str, package: PoolPackage) -> int:
 
 
 def fetch_packages(cache_dir: str, packages: Sequence[PoolPackage] = PACKAGES,
-                   debs_dir: Optional[str] = None, log: Log = print) -> FetchReport:
+                   debs_dir: Optional[str] = None, log: Log = print,
+                   reuse_dir: Optional[str] = None) -> FetchReport:
     """
     Fetch and unpack every package of ``packages`` into ``cache_dir/packages/``.
 
     A package that cannot be downloaded is skipped with a message; one already unpacked at
-    the pinned version with the same ``include`` patterns is reused as it is.
+    the pinned version with the same ``include`` patterns, in ``cache_dir`` or else in the
+    pool ``reuse_dir``, is reused as it is (hard links from the other pool where the file
+    system allows, else copies).
     """
     check_not_reserved(tuple(package.name for package in packages))
     cache_dir = os.fspath(cache_dir)
@@ -165,6 +169,8 @@ def fetch_packages(cache_dir: str, packages: Sequence[PoolPackage] = PACKAGES,
     report = FetchReport()
     for package in packages:
         previous = read_fetched(package_dir(cache_dir, package.name))
+        if reuse_dir and not _is_current(previous, package):
+            previous = _link_from(os.fspath(reuse_dir), cache_dir, package, log) or previous
         if _is_current(previous, package):
             log(f'{package.name} {previous["version"]}: already unpacked')
             if previous['package'] != package.to_dict():
@@ -213,6 +219,32 @@ def _fetch_one(cache_dir: str, package: PoolPackage,
             shutil.rmtree(destination)
         os.rename(staging, destination)
     return fetched, warning
+
+
+def _link_from(other_pool: str, cache_dir: str, package: PoolPackage,
+               log: Log) -> Optional[Dict]:
+    """Put another pool's unpacked copy of ``package`` here; return its record or None."""
+    source = package_dir(other_pool, package.name)
+    record = read_fetched(source)
+    if not _is_current(record, package) or os.path.samefile(other_pool, cache_dir):
+        return None
+    root = os.path.join(cache_dir, PACKAGES_DIR)
+    with tempfile.TemporaryDirectory(prefix=f'.{package.name}-', dir=root) as scratch:
+        staging = os.path.join(scratch, 'tree')
+        shutil.copytree(source, staging, symlinks=True, copy_function=_link_or_copy)
+        destination = package_dir(cache_dir, package.name)
+        if os.path.lexists(destination):
+            shutil.rmtree(destination)
+        os.rename(staging, destination)
+    log(f'{package.name} {record["version"]}: taken from {other_pool}')
+    return record
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def _is_current(previous: Optional[Dict], package: PoolPackage) -> bool:

@@ -160,6 +160,22 @@ PACKAGES: Tuple[PoolPackage, ...] = (
                 root='usr/share/stellarium/landscapes', group=r'^([^/]+)/',
                 layout='stellarium'),
 )
+# Photographs of real scenes, for training backgrounds only: the training wallpapers above are
+# mostly abstract art and paper. A set of their own, so a pool built without them, and what
+# was trained on one, stay as they were; `fetch-sources --set photos` builds the larger pool.
+TRAINING_PHOTOS: Tuple[PoolPackage, ...] = (
+    # Earlier Ubuntu Touch wallpapers: landscapes, a bridge, a dragonfly, wine, a few patterns.
+    PoolPackage('lomiri-wallpapers-16.04', '20.04.0-2', 'backgrounds',
+                ('usr/share/backgrounds/*.jpg',), root='usr/share/backgrounds'),
+    PoolPackage('lomiri-wallpapers-20.04', '20.04.0-2', 'backgrounds',
+                ('usr/share/backgrounds/*.jpg',), root='usr/share/backgrounds'),
+    # Tux Paint's templates: photographs of bark, rocks, waves, trees, a lighthouse, sheep.
+    PoolPackage('tuxpaint-data', '1:0.9.28-sdl2-1', 'backgrounds',
+                ('usr/share/tuxpaint/templates/*.jpg',), root='usr/share/tuxpaint/templates'),
+)
+# The package sets a pool can be built from (``fetch-sources --set``).
+POOL_SETS: Dict[str, Tuple[PoolPackage, ...]] = {'base': PACKAGES,
+                                                 'photos': PACKAGES + TRAINING_PHOTOS}
 
 
 def check_not_reserved(names: Tuple[str, ...]) -> None:

@@ -30,6 +30,10 @@ SPLIT_RULES: Dict[str, Tuple[float, float, float]] = {
     'lomiri-wallpapers': (0.0, 1.0, 0.0),
     'ukui-wallpapers': (0.0, 0.0, 1.0),
     'stellarium-data': (0.0, 0.0, 1.0),
+    # The photographs set (packages.TRAINING_PHOTOS): training only.
+    'lomiri-wallpapers-16.04': (1.0, 0.0, 0.0),
+    'lomiri-wallpapers-20.04': (1.0, 0.0, 0.0),
+    'tuxpaint-data': (1.0, 0.0, 0.0),
 }
 # Packages missing from the table.
 DEFAULT_RULE = (0.8, 0.1, 0.1)
