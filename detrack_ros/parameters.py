@@ -114,7 +114,7 @@ PARAMETERS: Sequence[ParameterSpec] = (
                   "target is reported lost (the 'detections' array is then empty).",
                   integer_range=(1, 10000)),
     ParameterSpec('search_patience', SESSION.search_patience, 'Misses in a row after which the '
-                  'search stops following the network and widens (until then a reported loss '
+                  'search freezes on the last confident box (until then a reported loss '
                   'is a dip the tracker still follows); 0: lost_patience.',
                   integer_range=(0, 10000)),
     ParameterSpec('motion', SESSION.motion, 'While the target is lost, move the search area '

@@ -12,7 +12,9 @@ at most 20 % of absent frames (of configurations val cannot tell apart by AO, th
 the least false tracking); then the recovery threshold (hysteresis) and the growth of its radius
 by the same rule, on the chosen point, and then the template update (its score gate and the
 least frames between updates), by the same rule, on the point chosen so far, then the
-size of the wider search while lost (``lost_search_factor``). Re-detection's own settings
+size of the wider search while lost (``lost_search_factor``), and last the score threshold
+among those on the plateau of the score/IoU curve (balanced accuracy within BALANCED_TIE of
+its best). Re-detection's own settings
 and the box dynamics' damping (``size_rate`` and ``max_scale_step``, which the grid tries only
 on or off) are varied around the chosen point as a check; they stay at their defaults. The
 **test** sequences (docs/tracking.md's headline set) are then scored once: the chosen
@@ -64,6 +66,11 @@ MAX_FALSE_TRACKING = 0.2
 # AO differences on val under this are noise (one sequence's worth): among configurations
 # that close to the best, the one with the least false tracking is chosen.
 AO_TIE = 0.005
+# Score thresholds whose balanced accuracy (score/IoU curve on val) is within this of the best
+# are one plateau: the curve is flat there to within its frame-level noise. A frame wrongly
+# called lost costs AO where one wrongly called tracked may not, so the last stage chooses
+# among them by AO, by the same rule as the other stages.
+BALANCED_TIE = 0.01
 # Level of the bootstrap intervals of the occlusion AO gains on test.
 INTERVAL_LEVEL = 0.95
 # Val sequences the settings are chosen on: docs/model-sizing.md's 30 (same seed) and 60 more.
@@ -148,6 +155,12 @@ def label(settings: Dict[str, Any]) -> str:
             + ''.join(f'-{key}{settings[key]:g}' for key in REDETECT_SWEEP if key in settings))
 
 
+def plateau(thresholds: Sequence[float], balanced: Sequence[float]) -> List[float]:
+    """Return the thresholds whose balanced accuracy is within BALANCED_TIE of the best."""
+    best = max(balanced)
+    return [round(float(t), 2) for t, b in zip(thresholds, balanced) if b >= best - BALANCED_TIE]
+
+
 def calibrate(model: pathlib.Path, sequences) -> Dict[str, Any]:
     """
     Run without a lost state; return the thresholds that best separate good boxes.
@@ -179,7 +192,9 @@ def calibrate(model: pathlib.Path, sequences) -> Dict[str, Any]:
     # do as well on val, the lowest: the most room for a target that scores low throughout.
     on_rule = [balanced(np.minimum(threshold, t * reference)) for t in relatives]
     relative = float(relatives[int(np.flatnonzero(np.isclose(on_rule, max(on_rule)))[0])])
-    return {'threshold': threshold, 'relative': relative, 'scores': score, 'good': ok,
+    return {'threshold': threshold, 'relative': relative,
+            'plateau': plateau(thresholds, on_score),
+            'scores': score, 'good': ok,
             'thresholds': thresholds, 'balanced': on_score, 'relatives': relatives,
             'balanced_relative': on_rule}
 
@@ -380,10 +395,20 @@ def main() -> int:
         print(label(settings), flush=True)
         lost_search_rows.append((settings, measure(args.model, val, settings,
                                                    args.work / 'val', val_hard)))
-    chosen = choose(lost_search_rows)
+    search_chosen = choose(lost_search_rows)
+    threshold_rows = [(search_chosen,
+                       next(v for s, v in lost_search_rows if s == search_chosen))]
+    for value in calibration['plateau']:
+        if value == threshold:
+            continue
+        settings = {**search_chosen, 'score_threshold': value}
+        print(label(settings), flush=True)
+        threshold_rows.append((settings, measure(args.model, val, settings, args.work / 'val',
+                                                 val_hard)))
+    chosen = choose(threshold_rows)
     dynamics_rows = []
     if chosen['dynamics'] != UNDAMPED:
-        dynamics_rows.append((chosen, next(v for s, v in lost_search_rows if s == chosen)))
+        dynamics_rows.append((chosen, next(v for s, v in threshold_rows if s == chosen)))
         for point in itertools.product(*DYNAMICS_CHECK.values()):
             if point == chosen['dynamics']:
                 continue
@@ -437,7 +462,7 @@ def main() -> int:
     measured = {name: measure(args.model, test, settings, args.work / 'test', test_hard)
                 for name, settings in configs.items()}
     # Upper bounds, measured after everything above was chosen: they choose nothing.
-    bounds = {'val': {'chosen': next(v for s, v in lost_search_rows if s == chosen),
+    bounds = {'val': {'chosen': next(v for s, v in threshold_rows if s == chosen),
                       'old defaults': measure(args.model, val, baseline, args.work / 'val',
                                               val_hard)},
               'test': {'chosen': measured['chosen'], 'old defaults': measured['old defaults']}}
@@ -454,7 +479,7 @@ def main() -> int:
     (args.docs / 'robust-tracking.md').write_text(
         page(calibration, rows, chosen, configs, measured, paired, clips, len(val), len(test),
              len(test_hard), args.model, sweep, recover_rows, template_rows,
-             lost_search_rows, bounds, dynamics_rows))
+             lost_search_rows, bounds, dynamics_rows, threshold_rows))
     print((args.docs / 'robust-tracking.md').read_text())
     return 0
 
@@ -601,6 +626,29 @@ def lost_search_lines(lost_search_rows, chosen: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def threshold_lines(threshold_rows, chosen: Dict[str, Any],
+                    calibration: Dict[str, Any]) -> List[str]:
+    """Return the table of the score thresholds on the curve's plateau, tried last."""
+    if not threshold_rows:
+        return []
+    lines = ['', 'The **score threshold**, last: the calibration curve is flat to within '
+             f'{BALANCED_TIE} balanced accuracy from '
+             f'{min(calibration["plateau"]):.2f} to {max(calibration["plateau"]):.2f}, and a '
+             'visible target wrongly called lost costs AO where an absent one wrongly called '
+             'tracked may not; so each threshold of that plateau is tried on the chosen point '
+             f'and chosen by the same rule: {chosen["score_threshold"]:.2f}.', '',
+             '| score threshold | balanced accuracy | AO | AO occlusion/out-of-view | '
+             'recovery | false tracking |', '|--:|--:|--:|--:|--:|--:|']
+    accuracy = dict(zip(np.round(calibration['thresholds'], 2).tolist(),
+                        calibration['balanced']))
+    for settings, values in sorted(threshold_rows, key=lambda row: row[0]['score_threshold']):
+        value = settings['score_threshold']
+        mark = ' (chosen)' if settings == chosen else ''
+        lines.append(f'| {value:.2f}{mark} | {accuracy[round(value, 2)]:.3f} | '
+                     f'{val_cells(values)} |')
+    return lines
+
+
 def sweep_lines(chosen: Dict[str, Any], rows,
                 sweep: Sequence[Tuple[str, Any, Dict[str, Any]]]) -> List[str]:
     """Return the table of re-detection's own settings varied around the chosen point."""
@@ -657,7 +705,7 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
          model: pathlib.Path, sweep: Sequence[Tuple[str, Any, Dict[str, Any]]] = (),
          recover_rows=(), template_rows=(), lost_search_rows=(),
          bounds: Optional[Dict[str, Dict[str, Dict[str, float]]]] = None,
-         dynamics_rows=()) -> str:
+         dynamics_rows=(), threshold_rows=()) -> str:
     """Render docs/robust-tracking.md."""
     name = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
     lines = [
@@ -667,10 +715,12 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
         f'({datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPU '
         f'cores, torch {torch.__version__}); model `{name}`, onnxruntime, 2 threads.', '',
         f'## Chosen on validation ({val_count} cross-source sequences)', '',
-        f'**Score threshold {calibration["threshold"]:.2f}**: the threshold at which "score >= '
-        't" best separates frames whose box is on the target '
+        f'**Score threshold {calibration["threshold"]:.2f}** for the stages below: the '
+        'threshold at which "score >= t" best separates frames whose box is on the target '
         f'(IoU > {HIT_IOU:g}) from the rest '
-        '(balanced accuracy), from one run without a lost state. **Relative threshold '
+        '(balanced accuracy), from one run without a lost state; the last stage chooses '
+        f'among the thresholds within {BALANCED_TIE} of its balanced accuracy '
+        f'({", ".join(f"{t:.2f}" for t in calibration["plateau"])}). **Relative threshold '
         f'{calibration["relative"]:.2f}**: with the score reference on, a frame is a miss '
         'under min(score threshold, relative threshold x reference), the reference being the '
         f'mean score of the first {REFERENCE_FRAMES} frames (a target of another camera or '
@@ -704,8 +754,9 @@ def page(calibration: Dict[str, Any], rows, chosen: Dict[str, Any],
     lines += recover_lines(recover_rows, chosen)
     lines += template_lines(template_rows, chosen)
     lines += lost_search_lines(lost_search_rows, chosen)
+    lines += threshold_lines(threshold_rows, chosen, calibration)
     lines += sweep_lines(chosen, list(rows) + list(recover_rows) + list(template_rows)
-                         + list(lost_search_rows), sweep)
+                         + list(lost_search_rows) + list(threshold_rows), sweep)
     lines += dynamics_lines(dynamics_rows, chosen)
     lines += [
         '',

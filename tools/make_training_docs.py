@@ -2,11 +2,13 @@
 Write docs/training.md: how the shipped default was trained, and the training benchmarks.
 
 The default is made in stages (the unpruned parent, sparsity training, the pruned child's
-fine-tune, training it on, then on with target-absent pairs); each stage's bundle records its
-steps, recipe and wall time, which the page's table reads. The learning curves come from the
+fine-tune, training it on, then on with target-absent pairs, then twice on sequences from the
+pool with photographs); each stage's bundle records its steps, recipe and wall time, which the
+page's table reads (a stage whose bundle is not on this machine keeps the figures the page
+had). The learning curves come from the
 run directories (``metrics.csv``) where they are on this machine: the parent's,
 training/synthetic_cpu_pool.yaml (``--run``), and the last stage's,
-training/prune_tiny_finetune_absent.yaml (``--last-run``). Then
+training/prune_tiny_finetune_photos_more.yaml (``--last-run``). Then
 it times the data pipeline (tools/bench_data_pipeline.py) and training steps
 (tools/bench_training_step.py) on this machine. Run it when nothing else loads the CPU.
 
@@ -38,8 +40,16 @@ STAGES = (('unpruned parent (`models/detrack_tiny_pool`)', 'training/synthetic_c
           ('trained on, on twice the generated sequences',
            'training/prune_tiny_finetune_long.yaml', ROOT / 'runs' / 'finetune_long' / 'model'),
           ('trained on with target-absent pairs (off the target, over it while hidden, on '
-           'look-alikes): the shipped default',
-           'training/prune_tiny_finetune_absent.yaml', default_model_path()))
+           'look-alikes)',
+           'training/prune_tiny_finetune_absent.yaml',
+           ROOT / 'runs' / 'finetune_absent' / 'model'),
+          ('trained on with a third set of sequences from the pool with photographs of real '
+           'scenes', 'training/prune_tiny_finetune_photos.yaml',
+           ROOT / 'runs' / 'finetune_photos' / 'model'),
+          ('trained on with a second such set in place of the seed-12 set: the shipped default',
+           'training/prune_tiny_finetune_photos_more.yaml', default_model_path()))
+# A row of the stage table: | what | `recipe` | steps | pairs | minutes |
+ROW_FIELDS = 5
 
 
 def run_summary(run: pathlib.Path) -> dict:
@@ -65,19 +75,46 @@ def bundle_summary(bundle: pathlib.Path) -> Dict[str, Any]:
             'wall_s': float(metadata.get('wall_time_s') or 0.0), 'recipe': recipe}
 
 
-def stage_table() -> List[str]:
-    """Return the table of the default's stages, from the bundles that are on this machine."""
+def recorded_stages(page: pathlib.Path) -> Dict[str, List[str]]:
+    """Return the steps, pairs and minutes of each recipe's row on an earlier page."""
+    if not page.is_file():
+        return {}
+    rows = {}
+    for line in page.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip('|').split('|')]
+        if len(cells) == ROW_FIELDS and cells[1].startswith('`training/'):
+            rows[cells[1].strip('`')] = [cells[2], cells[3], cells[4].rstrip(' *')]
+    return rows
+
+
+def stage_table(previous: Optional[pathlib.Path] = None) -> List[str]:
+    """
+    Return the table of the default's stages, from the bundles that are on this machine.
+
+    A stage whose bundle is not here keeps the figures ``previous`` (the page as generated
+    before) gave it, marked.
+    """
     lines = ['| stage | recipe | steps | pairs | wall time (min) |', '|:--|:--|--:|--:|--:|']
-    total, missing = 0.0, []
+    total, missing, carried = 0.0, [], 0
+    recorded = recorded_stages(previous) if previous else {}
     for what, recipe, bundle in STAGES:
         if not bundle_paths(bundle)[1].is_file():
-            missing.append(what)
+            if recipe in recorded:
+                lines.append(f'| {what} | `{recipe}` | ' + ' | '.join(recorded[recipe])
+                             + ' * |')
+                total += 60 * float(recorded[recipe][2])
+                carried += 1
+            else:
+                missing.append(what)
             continue
         summary = bundle_summary(bundle)
         total += summary['wall_s']
         lines.append(f'| {what} | `{recipe}` | {summary["steps"]} | {summary["pairs"]} | '
                      f'{summary["wall_s"] / 60:.1f} |')
     lines.append(f'| **all stages** | | | | **{total / 60:.1f}** |')
+    if carried:
+        lines += ['', '\\* Its bundle is not on this machine: the figures are those an earlier '
+                  'run of this script read from it (`git log -p docs/training.md`).']
     if missing:
         lines += ['', 'Not on this machine (their bundles are made by `detrack-prune`, see '
                   '[pruning.md](pruning.md)), so not in the total: ' + '; '.join(missing) + '.']
@@ -115,7 +152,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--run', type=pathlib.Path, default=ROOT / 'runs' / 'synthetic_cpu_pool',
                         help="the unpruned parent's run directory")
-    parser.add_argument('--last-run', type=pathlib.Path, default=ROOT / 'runs' / 'finetune_absent',
+    parser.add_argument('--last-run', type=pathlib.Path,
+                        default=ROOT / 'runs' / 'finetune_photos_more',
                         help="the last stage's run directory")
     parser.add_argument('--output', type=pathlib.Path, default=ROOT / 'docs' / 'training.md')
     parser.add_argument('--threads', type=int, default=2)
@@ -154,7 +192,7 @@ def main() -> int:
         'Wall times as each bundle recorded them (slicing takes seconds; generating the '
         'sequences once, about 4 minutes per 1,600, is not included):',
         '',
-        *stage_table(),
+        *stage_table(args.output),
         '',
         '### The unpruned parent, from scratch',
         '',
@@ -166,10 +204,11 @@ def main() -> int:
         lines += ['', f'Its curves as this script plotted them while the run directory was here: '
                   f'![training curves]({parent_curve.name})']
     lines += ['', '### The last stage: the pruned child trained on', '',
-              *curve_lines(last, 'Training on with a fifth of the pairs target-absent (the '
-                           'search crop moved beside the target, every score trained towards 0; '
-                           'the sequences of the stage before)',
-                           'training/prune_tiny_finetune_absent.yaml')]
+              *curve_lines(last, 'Training on with two sets of sequences from the pool with '
+                           'photographs (whose backgrounds and occluders may be photographs of '
+                           'real scenes) and the first set of the pool without them; the pairs '
+                           'and loss of the target-absent stage before',
+                           'training/prune_tiny_finetune_photos_more.yaml')]
     if last is not None:
         lines += ['', f'![last stage curves]({last_curve.name})']
     lines += ['', '## Data pipeline throughput', '',

@@ -27,7 +27,9 @@ def test_batched_tiles_answer_as_tiles_in_turn_and_the_page_shows_them(tmp_path,
     assert make_redetection_docs.main(['--results', str(results), '--out', str(page)]) == 0
     text = page.read_text()
     assert '## torch-cpu' in text and run['command'] in text
-    assert run['template_update'] is True and 'template update on' in text
+    update = TrackerConfig().template_update
+    assert run['template_update'] is update
+    assert f'template update {"on" if update else "off"}' in text
     factor = TrackerConfig().lost_search_factor
     assert run['lost_search_factor'] == factor and f'search while lost {factor:g}x' in text
     # A run from before the settings were recorded reads as the defaults of its time.

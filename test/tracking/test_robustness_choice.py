@@ -74,3 +74,23 @@ def test_the_box_dynamics_table_marks_the_chosen_point_and_says_whether_val_can_
     config = robustness.config_of({**BASE, 'dynamics': (0.75, 1.5)})
     assert (config.size_rate, config.max_scale_step) == (0.75, 1.5)
     assert robustness.label({**BASE, 'dynamics': (0.75, 1.5)}) != robustness.label(BASE)
+
+
+def test_the_threshold_stage_tries_the_flat_top_of_the_score_curve_and_marks_its_choice():
+    """Thresholds within BALANCED_TIE of the best separation are tried; the table names one."""
+    thresholds = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
+    balanced = [0.79, 0.807, 0.810, 0.809, 0.813, 0.813, 0.795]
+    assert robustness.plateau(thresholds, balanced) == [0.45, 0.5, 0.55, 0.6, 0.65]
+    assert robustness.plateau([0.5, 0.6], [0.8, 0.8 - 2 * robustness.BALANCED_TIE]) == [0.5]
+    calibration = {'thresholds': thresholds, 'balanced': balanced,
+                   'plateau': robustness.plateau(thresholds, balanced)}
+    rows = [({**BASE, 'score_threshold': t}, scores(0.6 + t / 10, 0.05))
+            for t in (0.65, 0.45, 0.5)]
+    chosen = rows[2][0]
+    lines = robustness.threshold_lines(rows, chosen, calibration)
+    assert 'from 0.45 to 0.65' in lines[1] and lines[1].endswith('same rule: 0.50.')
+    table = [line for line in lines if line.startswith('| 0.')]
+    assert [line.split('|')[1].strip() for line in table] == ['0.45', '0.50 (chosen)', '0.65']
+    assert table[1].split('|')[2].strip() == '0.810'
+    assert robustness.config_of(chosen).score_threshold == 0.5
+    assert robustness.threshold_lines([], BASE, calibration) == []

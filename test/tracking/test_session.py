@@ -188,9 +188,9 @@ def test_the_robustness_switches_come_from_the_tracker_unless_settings_say():
         run.change(recover_threshold=1.2)
     with pytest.raises(ValueError, match='recover_growth'):
         run.change(recover_growth=-0.1)
-    assert run.settings.template_update
-    run.update(run.change(template_update=False))
-    assert not tracker.config.template_update
+    assert run.settings.template_update == TrackerConfig().template_update
+    run.update(run.change(template_update=not run.settings.template_update))
+    assert tracker.config.template_update != TrackerConfig().template_update
     explicit = TrackingSession(Tracker(ScriptedBackend(), TrackerConfig(motion=True)),
                                lambda item: item[0], convert, Recorder(),
                                SessionSettings(motion=False))

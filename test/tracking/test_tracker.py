@@ -183,7 +183,8 @@ def test_a_dip_is_reported_lost_at_once_while_the_search_follows_until_search_pa
     """lost_patience 1, search_patience 3: lost from the 1st miss, frozen from the 3rd."""
     backend = ScriptedBackend([[0.6, 0.5, 0.25, 0.25]], [0.1], [5])
     tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, lost_patience=1,
-                                             search_patience=3, redetect=False))
+                                             search_patience=3, redetect=False,
+                                             lost_search_factor=6.0))
     frame = np.zeros((480, 640, 3), np.uint8)
     tracker.initialize(frame, (300, 200, 40, 40))
     for _ in range(2):
@@ -211,7 +212,7 @@ def test_lost_after_patience_and_recovery():
     """Low scores for N frames -> lost, wider search, frozen state; a high score recovers."""
     backend = ScriptedBackend([[0.6, 0.5, 0.25, 0.25]], [0.1], [5])
     tracker = Tracker(backend, TrackerConfig(score_threshold=0.3, lost_patience=3,
-                                             search_patience=0))
+                                             search_patience=0, lost_search_factor=6.0))
     frame = np.zeros((480, 640, 3), np.uint8)
     tracker.initialize(frame, (300, 200, 40, 40))
     for _ in range(2):
