@@ -97,9 +97,9 @@ REDETECT_SWEEP = {'redetect_threshold': (0.4, 0.6, 0.7, 0.8), 'redetect_tiles': 
 RECOVER_GRID = {'recover': (0.65, 0.75, 0.85), 'growth': (0.0, 0.05, 0.1, 0.2)}
 # Template update (score gate, least frames between updates), tried on the chosen point.
 TEMPLATE_GRID = {'threshold': (0.7, 0.8, 0.9), 'interval': (10, 30)}
-# The wider search while lost (``lost_search_factor``, in box sizes), tried last on the chosen
-# point; the stages before run with GRID_LOST_SEARCH (the factor the lost state had before
-# this stage chose one, which the old defaults keep).
+# The wider search while lost (``lost_search_factor``, in box sizes), tried after the template
+# update on the chosen point; the stages before run with GRID_LOST_SEARCH (the factor the lost
+# state had before this stage chose one, which the old defaults keep).
 LOST_SEARCH_GRID = (4.0, 5.0, 6.0, 8.0)
 GRID_LOST_SEARCH = previous_defaults.LOST_SEARCH_FACTOR
 # Box dynamics (size rate, largest step per frame): the grid offers the damping only on or off,
@@ -616,9 +616,9 @@ def lost_search_lines(lost_search_rows, chosen: Dict[str, Any]) -> List[str]:
     lines = ['', 'The **search while lost** (`lost_search_factor`): once searching, the crop '
              'around the last confident box is this many box sizes wide instead of '
              f"the tracking crop's {TrackerConfig().search_factor:g}; it keeps its pixel size, "
-             'so a wider one sees more of the '
-             'frame, each part coarser. Tried last on the chosen point and chosen by the same '
-             f'rule: {lost_search_of(chosen):g} box sizes.', '',
+             'so a wider one sees more of the frame, each part coarser. Tried after the '
+             'template update on the chosen point and chosen by the same rule: '
+             f'{lost_search_of(chosen):g} box sizes.', '',
              '| search while lost (box sizes) | AO | AO occlusion/out-of-view | recovery | '
              'false tracking |', '|--:|--:|--:|--:|--:|']
     for settings, values in sorted(lost_search_rows, key=lambda row: lost_search_of(row[0])):

@@ -12,9 +12,10 @@ def test_batched_tiles_answer_as_tiles_in_turn_and_the_page_shows_them(tmp_path,
     """The tracker publishes the same boxes either way; the page renders the run's tables."""
     results = tmp_path / 'results'
     path = results / 'torch-cpu.json'
+    # 100 frames: the shipped tracker loses the first leaving target long enough to re-detect.
     assert bench_redetect.main(['--backend', 'torch', '--threads', '1', '--tiles', '1', '3',
                                 '--runs', '1', '--rounds', '1', '--sequences', '1',
-                                '--frames', '60', '--json', str(path)]) == 0
+                                '--frames', '100', '--json', str(path)]) == 0
     assert 'lost, batched' in capsys.readouterr().out
     run = json.loads(path.read_text())
     assert run['backend'] == 'torch-cpu' and run['command'].endswith(str(path))
