@@ -105,7 +105,8 @@ class TrackerConfig:
     # threshold itself last, among those that separate as well, by the same rule.
     score_threshold: float = 0.6
     lost_patience: int = 1
-    # Misses in a row before the state freezes and the search widens (0: lost_patience).
+    # Misses in a row before the state freezes and the search takes lost_search_factor (0:
+    # lost_patience).
     search_patience: int = 1
     # Frames after the start whose mean score is the target's reference (0: off), and the
     # fraction of it under which a frame counts as a miss (see the module docstring).

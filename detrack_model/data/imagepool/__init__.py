@@ -1,9 +1,9 @@
 """
 The image pool: real cut-out objects and backgrounds from Debian packages, split three ways.
 
-:func:`prepare_pool` fetches the pinned packages of :data:`PACKAGES` (or of another set of
-:data:`POOL_SETS`: ``photos`` adds :data:`TRAINING_PHOTOS`) (``apt-get download`` or
-a local directory of ``.deb`` files, unpacked with ``dpkg-deb``, nothing installed),
+:func:`prepare_pool` fetches the pinned packages of :data:`PACKAGES`, or of another set of
+:data:`POOL_SETS` (``photos`` adds :data:`TRAINING_PHOTOS`), by ``apt-get download`` or from
+a local directory of ``.deb`` files, unpacked with ``dpkg-deb``, nothing installed;
 normalises their images and assigns every image to train, val or test; :func:`load_pool`
 returns one split for the synthetic sequence generator.
 

@@ -214,11 +214,15 @@ def _fetch_one(cache_dir: str, package: PoolPackage,
         files = extract(deb, staging, package)
         fetched = FetchedPackage(package.name, version, package.version, source, files)
         _write_fetched(staging, fetched, package)
-        destination = package_dir(cache_dir, package.name)
-        if os.path.lexists(destination):
-            shutil.rmtree(destination)
-        os.rename(staging, destination)
+        _swap_in(staging, package_dir(cache_dir, package.name))
     return fetched, warning
+
+
+def _swap_in(staging: str, destination: str) -> None:
+    """Replace ``destination`` by the finished ``staging`` folder (same file system)."""
+    if os.path.lexists(destination):
+        shutil.rmtree(destination)
+    os.rename(staging, destination)
 
 
 def _link_from(other_pool: str, cache_dir: str, package: PoolPackage,
@@ -232,10 +236,7 @@ def _link_from(other_pool: str, cache_dir: str, package: PoolPackage,
     with tempfile.TemporaryDirectory(prefix=f'.{package.name}-', dir=root) as scratch:
         staging = os.path.join(scratch, 'tree')
         shutil.copytree(source, staging, symlinks=True, copy_function=_link_or_copy)
-        destination = package_dir(cache_dir, package.name)
-        if os.path.lexists(destination):
-            shutil.rmtree(destination)
-        os.rename(staging, destination)
+        _swap_in(staging, package_dir(cache_dir, package.name))
     log(f'{package.name} {record["version"]}: taken from {other_pool}')
     return record
 
