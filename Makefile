@@ -30,7 +30,8 @@ help:
 	@echo "              (DEMO_ARGS='--video clip.mp4 --box x,y,w,h' for your own video)"
 	@echo "make data     fetch and index the training image pool into $(BUILD_DIR)/data/image_pool"
 	@echo "              (Debian packages via apt-get download + dpkg-deb -x; about 700 MB)"
-	@echo "              and the pool with training photographs into .../image_pool_photos"
+	@echo "              and the pools with training photographs into .../image_pool_photos"
+	@echo "              and .../image_pool_photos2 (this one needs libedje-bin's edje_decc)"
 	@echo "make clean    remove $(BUILD_DIR)/;  make distclean: also remove $(VENV)/"
 
 setup:
@@ -78,13 +79,19 @@ demo: build
 
 # The training image pool: Debian packages unpacked (not installed) and indexed; not needed by
 # `make test` (the tests build tiny pools of their own). Then the pool with photographs of real
-# scenes added for training, whose other packages are linked from the first.
+# scenes added for training, whose other packages are linked from the first; then the pool with
+# more photographs (Enlightenment's wallpapers, decompiled by edje_decc from libedje-bin).
 data: setup
 	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources \
 		--cache "$(BUILD_DIR)/data/image_pool" $(DATA_ARGS)
 	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources --set photos \
 		--cache "$(BUILD_DIR)/data/image_pool_photos" --reuse "$(BUILD_DIR)/data/image_pool" \
 		$(DATA_ARGS)
+	@command -v edje_decc >/dev/null || { echo "make data: the pool with more photographs" \
+		"needs edje_decc: apt-get install libedje-bin"; exit 1; }
+	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources --set photos2 \
+		--cache "$(BUILD_DIR)/data/image_pool_photos2" \
+		--reuse "$(BUILD_DIR)/data/image_pool_photos" $(DATA_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -7,6 +7,8 @@ and indexed into a cache; needs ``apt-get`` and ``dpkg-deb``, no installation)::
     python -m detrack_model.cli.synth fetch-sources --cache build/data/image_pool
     python -m detrack_model.cli.synth fetch-sources --set photos
         --cache build/data/image_pool_photos --reuse build/data/image_pool
+    python -m detrack_model.cli.synth fetch-sources --set photos2
+        --cache build/data/image_pool_photos2 --reuse build/data/image_pool_photos
 
 Write sequences in the GOT-10k layout::
 
@@ -51,8 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument('--debs', help='take the .deb files from this directory instead of '
                                       'apt-get download')
     fetch.add_argument('--set', default='base', choices=sorted(POOL_SETS),
-                       help='package set: base, or photos (base and photographs of real '
-                            'scenes for training backgrounds)')
+                       help='package set: base; photos (base and photographs of real '
+                            'scenes for training backgrounds); photos2 (photos and more '
+                            'photographs, which need edje_decc from libedje-bin)')
     fetch.add_argument('--reuse', help='pool directory whose unpacked packages are taken '
                                        'instead of fetching them again')
     generate = commands.add_parser('generate', help='write one split of sequences')

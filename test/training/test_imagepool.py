@@ -15,6 +15,9 @@ import pytest
 
 needs_dpkg = pytest.mark.skipif(shutil.which('dpkg-deb') is None,
                                 reason="dpkg-deb not found (Debian's dpkg package provides it)")
+needs_edje = pytest.mark.skipif(not (shutil.which('edje_cc') and shutil.which('edje_decc')),
+                                reason="edje_cc or edje_decc not found (Debian's libedje-bin "
+                                       'package provides them)')
 
 OBJECTS = PoolPackage('detrack-test-objects', '1:1.0-1', 'objects',
                       ('usr/share/testobj/**/*.png',), root='usr/share/testobj',
@@ -27,6 +30,28 @@ LANDSCAPES = PoolPackage('detrack-test-landscapes', '0.1-1', 'backgrounds',
                          ('usr/share/testland/*/landscape.ini', 'usr/share/testland/**/*.png'),
                          root='usr/share/testland', group=r'^([^/]+)/', layout='stellarium')
 PACKAGES = (OBJECTS, BACKGROUNDS, LANDSCAPES)
+ARCHIVES = PoolPackage('detrack-test-edje', '0.3-1', 'backgrounds',
+                       ('usr/share/testedj/*.edj', 'usr/share/testedj/*/img-*.png'),
+                       root='usr/share/testedj', group=r'^([^/]+)/', one_per_group=True,
+                       archive='edje')
+# An Enlightenment wallpaper: one picture at two sizes (lossless, so it comes back exactly),
+# and a tile that is no wallpaper size.
+EDJE_SOURCE = """images {
+ set { name: "img";
+  image { image: "img-480x270.png" COMP; size: 241 136 1000000 1000000; }
+  image { image: "img-240x135.png" COMP; size: 0 0 240 135; }
+ }
+ image: "tile.png" COMP;
+}
+collections {
+ group { name: "e/desktop/background";
+  parts {
+   part { name: "bg"; description { state: "default" 0; image.normal: "img"; } }
+   part { name: "tile"; description { state: "default" 0; image.normal: "tile.png"; } }
+  }
+ }
+}
+"""
 MISSING = PoolPackage('detrack-no-such-package-xyz', '1.0', 'objects', ('**/*.png',))
 LANDSCAPE_INI = """[landscape]
 name = Place
@@ -251,6 +276,76 @@ def test_the_photographs_set_adds_training_only_backgrounds_to_the_pool():
     assert all(splits.SPLIT_RULES[package.name] == (1.0, 0.0, 0.0) for package in photos)
     assignment = splits.assign_splits(_fake_index({package.name: 50 for package in photos}))
     assert set(assignment.values()) == {'train'}
+    more = imagepool.MORE_TRAINING_PHOTOS
+    assert POOL_SETS['photos2'] == BASE + photos + more
+    assert all(splits.SPLIT_RULES[package.name] == (1.0, 0.0, 0.0) for package in more)
+
+
+def _edje_archive(directory, picture):
+    """Compile an Enlightenment archive of ``picture`` (BGR, 270 x 480) with edje_cc."""
+    directory.mkdir()
+    cv2.imwrite(str(directory / 'img-480x270.png'), picture)
+    cv2.imwrite(str(directory / 'img-240x135.png'), cv2.resize(picture, (240, 135)))
+    cv2.imwrite(str(directory / 'tile.png'), picture[:8, :8])
+    (directory / 'bg.edc').write_text(EDJE_SOURCE)
+    subprocess.run(['edje_cc', '-id', str(directory), str(directory / 'bg.edc'), '-o',
+                    str(directory / 'out.edj')], check=True, capture_output=True)
+    return (directory / 'out.edj').read_bytes()
+
+
+@needs_dpkg
+@needs_edje
+def test_an_archive_package_is_decompiled_and_one_size_of_its_picture_kept(tmp_path):
+    """Each .edj becomes a folder of its images; the largest wallpaper size is the pool's."""
+    picture = _bgra(480, 270)[:, :, :3].copy()
+    archive = _edje_archive(tmp_path / 'edc', picture)
+    debs = tmp_path / 'debs'
+    debs.mkdir()
+    _build_deb(debs, ARCHIVES, {'usr/share/testedj/Leaves.edj': archive,
+                                'usr/share/testedj/readme.txt': b'not an image\n'})
+    cache = tmp_path / 'pool'
+    imagepool.prepare_pool(str(cache), debs_dir=str(debs), packages=(ARCHIVES,),
+                           log=lambda line: None)
+    tree = cache / 'packages' / ARCHIVES.name / 'usr' / 'share' / 'testedj'
+    assert sorted(os.listdir(tree)) == ['Leaves']
+    assert sorted(os.listdir(tree / 'Leaves')) == ['img-240x135.png', 'img-480x270.png']
+    np.testing.assert_array_equal(cv2.imread(str(tree / 'Leaves' / 'img-480x270.png')), picture)
+    records = _records(cache)
+    assert list(records) == [f'{ARCHIVES.name}/Leaves/img-480x270.png']
+    record = records[f'{ARCHIVES.name}/Leaves/img-480x270.png']
+    assert (record['group'], record['width'], record['height']) == ('Leaves', 480, 270)
+    assert _rejected(cache)[f'{ARCHIVES.name}/Leaves/img-240x135.png'] == \
+        'other size of the same picture'
+
+
+@needs_dpkg
+def test_an_archive_package_without_edje_decc_is_skipped_naming_the_debian_package(
+        tmp_path, monkeypatch):
+    """Without edje_decc the package is skipped, and the message says what to install."""
+    debs = tmp_path / 'debs'
+    debs.mkdir()
+    _build_deb(debs, ARCHIVES, {'usr/share/testedj/Leaves.edj': b'not an archive'})
+    tools = tmp_path / 'bin'
+    tools.mkdir()
+    for tool in ('dpkg-deb', 'tar', 'gzip', 'xz', 'zstd'):
+        if shutil.which(tool):
+            (tools / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv('PATH', str(tools))
+    lines = []
+    report = fetch.fetch_packages(str(tmp_path / 'pool'), (ARCHIVES,), debs_dir=str(debs),
+                                  log=lines.append)
+    assert not report.fetched
+    assert [item.name for item in report.skipped] == [ARCHIVES.name]
+    assert 'edje_decc not found' in report.skipped[0].reason
+    assert 'libedje-bin' in report.skipped[0].reason
+    # Nothing half-unpacked is left that a second run would take for fetched.
+    assert not (tmp_path / 'pool' / 'packages' / ARCHIVES.name).exists()
+
+
+def test_an_unknown_archive_kind_is_refused():
+    """A package's archive field must name a known kind."""
+    with pytest.raises(ValueError, match='archive must be one of'):
+        dataclasses.replace(ARCHIVES, archive='zip')
 
 
 @pytest.mark.slow

@@ -2,8 +2,9 @@
 The image pool: real cut-out objects and backgrounds from Debian packages, split three ways.
 
 :func:`prepare_pool` fetches the pinned packages of :data:`PACKAGES`, or of another set of
-:data:`POOL_SETS` (``photos`` adds :data:`TRAINING_PHOTOS`), by ``apt-get download`` or from
-a local directory of ``.deb`` files, unpacked with ``dpkg-deb``, nothing installed;
+:data:`POOL_SETS` (``photos`` adds :data:`TRAINING_PHOTOS`, ``photos2`` also
+:data:`MORE_TRAINING_PHOTOS`), by ``apt-get download`` or from a local directory of ``.deb``
+files, unpacked with ``dpkg-deb`` (Enlightenment archives decompiled), nothing installed;
 normalises their images and assigns every image to train, val or test; :func:`load_pool`
 returns one split for the synthetic sequence generator.
 
@@ -30,8 +31,8 @@ from typing import Any, Dict, Optional, Sequence
 from detrack_model.data.imagepool.fetch import (fetch_packages, FetchedPackage, FetchError,
                                                 FetchReport, SkippedPackage)
 from detrack_model.data.imagepool.index import build_index, read_index
-from detrack_model.data.imagepool.packages import (PACKAGES, POOL_SETS, PoolPackage, RESERVED,
-                                                   TRAINING_PHOTOS)
+from detrack_model.data.imagepool.packages import (MORE_TRAINING_PHOTOS, PACKAGES, POOL_SETS,
+                                                   PoolPackage, RESERVED, TRAINING_PHOTOS)
 from detrack_model.data.imagepool.splits import (assign_splits, load_pool, PoolBackground,
                                                  PoolObject, PoolSplit, SPLIT_RULES, SPLITS,
                                                  write_split_manifest)
@@ -39,9 +40,10 @@ from detrack_model.data.imagepool.splits import Log
 
 __all__ = [
     'assign_splits', 'build_index', 'FetchedPackage', 'FetchError', 'fetch_packages',
-    'FetchReport', 'load_pool', 'PACKAGES', 'PoolBackground', 'PoolObject', 'PoolPackage',
-    'POOL_SETS', 'PoolSplit', 'prepare_pool', 'read_index', 'RESERVED', 'SkippedPackage',
-    'SPLIT_RULES', 'SPLITS', 'TRAINING_PHOTOS', 'write_split_manifest',
+    'FetchReport', 'load_pool', 'MORE_TRAINING_PHOTOS', 'PACKAGES', 'PoolBackground',
+    'PoolObject', 'PoolPackage', 'POOL_SETS', 'PoolSplit', 'prepare_pool', 'read_index',
+    'RESERVED', 'SkippedPackage', 'SPLIT_RULES', 'SPLITS', 'TRAINING_PHOTOS',
+    'write_split_manifest',
 ]
 
 

@@ -7,8 +7,10 @@ NAME`` with a warning when the pinned version is gone). ``dpkg-deb -x`` unpacks 
 ``CACHE/packages/NAME/``, only the files its ``include`` patterns name are kept, and
 ``.fetched.json`` records what was fetched, so a second run leaves it alone. A package already
 unpacked in another pool (``reuse_dir``) at the pinned version is linked from there instead.
+A package of Enlightenment theme archives (``archive='edje'``) is decompiled after unpacking.
 """
 
+import concurrent.futures
 from dataclasses import dataclass, field
 import glob
 import json
@@ -25,6 +27,7 @@ FETCHED_FILE = '.fetched.json'
 PACKAGES_DIR = 'packages'
 # Downloads of a few hundred MB over a slow mirror, and unpacking them on a slow disk.
 DOWNLOAD_TIMEOUT_S = 3600
+EDJE_WORKERS = max(1, os.cpu_count() or 1)
 Log = Callable[[str], None]
 
 
@@ -135,9 +138,10 @@ def apt_download(name: str, version: str, directory: str) -> Tuple[str, Optional
 def extract(deb: str, destination: str, package: PoolPackage) -> int:
     """Unpack ``deb`` into ``destination``, keep the included files and return their count."""
     _run(['dpkg-deb', '-x', deb, destination], 'dpkg-deb -x', timeout=DOWNLOAD_TIMEOUT_S)
-    for path in _tree_files(destination):
-        if not package.matches(os.path.relpath(path, destination).replace(os.sep, '/')):
-            os.unlink(path)
+    _keep_included(destination, package)
+    if package.archive == 'edje':
+        decompile_edje(destination)
+        _keep_included(destination, package)
     # Links go last: their targets may have been removed above, and a link must resolve
     # inside the tree (an absolute one would read the host's own /usr/share).
     kept = 0
@@ -150,6 +154,26 @@ def extract(deb: str, destination: str, package: PoolPackage) -> int:
         if folder != destination and not os.listdir(folder):
             os.rmdir(folder)
     return kept
+
+
+def decompile_edje(tree: str, workers: int = EDJE_WORKERS) -> int:
+    """
+    Decompile every ``NAME.edj`` below ``tree`` into a folder ``NAME`` beside it.
+
+    The archives are removed; return how many there were. ``edje_decc`` re-encodes every
+    image it holds, a minute or so for a wallpaper at a dozen sizes, so several run at once.
+    """
+    archives = sorted(path for path in _tree_files(tree) if path.endswith('.edj'))
+    # A folder per archive: every archive names its main image img.png.
+    commands = [['edje_decc', path, '-no-build-sh', '-quiet', '-output', path[:-len('.edj')]]
+                for path in archives]
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(lambda command: _run(command, 'decompiling an Enlightenment archive '
+                                           '(edje_decc, Debian package libedje-bin)',
+                                           timeout=DOWNLOAD_TIMEOUT_S), commands))
+    for path in archives:
+        os.unlink(path)
+    return len(archives)
 
 
 def fetch_packages(cache_dir: str, packages: Sequence[PoolPackage] = PACKAGES,
@@ -194,6 +218,12 @@ def fetch_packages(cache_dir: str, packages: Sequence[PoolPackage] = PACKAGES,
         log(f'{package.name} {fetched.version}: {fetched.files} files from {fetched.source}')
         report.fetched.append(fetched)
     return report
+
+
+def _keep_included(tree: str, package: PoolPackage) -> None:
+    for path in _tree_files(tree):
+        if not package.matches(os.path.relpath(path, tree).replace(os.sep, '/')):
+            os.unlink(path)
 
 
 def _fetch_one(cache_dir: str, package: PoolPackage,

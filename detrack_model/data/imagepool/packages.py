@@ -5,7 +5,8 @@ Each :class:`PoolPackage` says which files of the unpacked package tree to keep 
 glob patterns where ``*`` stays inside one folder and ``**`` spans folders) and how the
 indexer names them: ids, categories and groups are taken from the path below ``root``;
 ``group`` is a regular expression over that path whose first capture names the group (all
-files of one group land in one split, see :mod:`detrack_model.data.imagepool.splits`).
+files of one group land in one split, see :mod:`detrack_model.data.imagepool.splits`). A
+package whose images sit inside archives (``archive``) has them unpacked before the rules apply.
 Versions are the ones Debian 12 (bookworm) serves.
 """
 
@@ -15,6 +16,7 @@ import re
 from typing import Any, Dict, Tuple
 
 ROLES = ('objects', 'backgrounds')
+ARCHIVES = ('', 'edje')
 # Files of these packages are kept for an independent check: never fetch them into the pool.
 RESERVED = ('opencv-doc',)
 # ``(.*)/`` names the deepest folder; the default below names the file without extension.
@@ -43,6 +45,10 @@ class PoolPackage:
     # 'files': every included image is one pool image; 'stellarium': landscape panoramas
     # described by their landscape.ini files.
     layout: str = 'files'
+    # 'edje': the included ``.edj`` files are Enlightenment theme archives, which fetching
+    # decompiles (``edje_decc``, Debian package libedje-bin) into a folder of the archive's
+    # name; ``include`` then also names the images to keep from those folders.
+    archive: str = ''
 
     def __post_init__(self) -> None:
         """Check the role, the layout and the group pattern."""
@@ -50,6 +56,9 @@ class PoolPackage:
             raise ValueError(f'{self.name}: role must be one of {ROLES}, got {self.role!r}')
         if self.layout not in ('files', 'stellarium'):
             raise ValueError(f'{self.name}: unknown layout {self.layout!r}')
+        if self.archive not in ARCHIVES:
+            raise ValueError(f'{self.name}: archive must be one of {ARCHIVES}, '
+                             f'got {self.archive!r}')
         if re.compile(self.group).groups < 1:
             raise ValueError(f'{self.name}: group pattern {self.group!r} has no capture group')
 
@@ -173,9 +182,24 @@ TRAINING_PHOTOS: Tuple[PoolPackage, ...] = (
     PoolPackage('tuxpaint-data', '1:0.9.28-sdl2-1', 'backgrounds',
                 ('usr/share/tuxpaint/templates/*.jpg',), root='usr/share/tuxpaint/templates'),
 )
+# More photographs for training backgrounds, in a set of their own for the same reason.
+MORE_TRAINING_PHOTOS: Tuple[PoolPackage, ...] = (
+    # Enlightenment's wallpapers: bamboo, maple leaves, flowers, snowy trees, lanterns,
+    # mountains, clouds, and a few drawings. Each archive holds one picture at a dozen sizes
+    # (img-WxH.png, the folder is the group); the tiled patterns and the drawn flower are left
+    # out.
+    PoolPackage('enlightenment-data', '0.25.4-2', 'backgrounds',
+                ('usr/share/enlightenment/data/backgrounds/*.edj',
+                 'usr/share/enlightenment/data/backgrounds/*/img-*.png'),
+                root='usr/share/enlightenment/data/backgrounds', group=r'^([^/]+)/',
+                one_per_group=True, archive='edje'),
+)
 # The package sets a pool can be built from (``fetch-sources --set``).
-POOL_SETS: Dict[str, Tuple[PoolPackage, ...]] = {'base': PACKAGES,
-                                                 'photos': PACKAGES + TRAINING_PHOTOS}
+POOL_SETS: Dict[str, Tuple[PoolPackage, ...]] = {
+    'base': PACKAGES,
+    'photos': PACKAGES + TRAINING_PHOTOS,
+    'photos2': PACKAGES + TRAINING_PHOTOS + MORE_TRAINING_PHOTOS,
+}
 
 
 def check_not_reserved(names: Tuple[str, ...]) -> None:

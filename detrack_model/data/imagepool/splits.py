@@ -34,6 +34,8 @@ SPLIT_RULES: Dict[str, Tuple[float, float, float]] = {
     'lomiri-wallpapers-16.04': (1.0, 0.0, 0.0),
     'lomiri-wallpapers-20.04': (1.0, 0.0, 0.0),
     'tuxpaint-data': (1.0, 0.0, 0.0),
+    # packages.MORE_TRAINING_PHOTOS: training only.
+    'enlightenment-data': (1.0, 0.0, 0.0),
 }
 # Packages missing from the table.
 DEFAULT_RULE = (0.8, 0.1, 0.1)
