@@ -18,7 +18,7 @@ COLCON_BUILD_ARGS := --cmake-args -DPython3_EXECUTABLE=$(VENV_ABS)/bin/python -D
 COLCON_TEST_ARGS := --packages-select detrack_ros --event-handlers console_direct+ \
 	--return-code-on-test-failure
 
-.PHONY: setup workspace build test test-fast demo data clean distclean constraints help
+.PHONY: setup workspace build test test-fast demo data data-photos2 clean distclean constraints help
 
 help:
 	@echo "make setup    create/refresh .venv (ROS 2 Kilted wheels, PyTorch, OpenCV, ...)"
@@ -30,8 +30,8 @@ help:
 	@echo "              (DEMO_ARGS='--video clip.mp4 --box x,y,w,h' for your own video)"
 	@echo "make data     fetch and index the training image pool into $(BUILD_DIR)/data/image_pool"
 	@echo "              (Debian packages via apt-get download + dpkg-deb -x; about 700 MB)"
-	@echo "              and the pools with training photographs into .../image_pool_photos"
-	@echo "              and .../image_pool_photos2 (this one needs libedje-bin's edje_decc)"
+	@echo "              and the pool with training photographs into .../image_pool_photos"
+	@echo "make data-photos2  also the pool with more photographs (needs libedje-bin's edje_decc)"
 	@echo "make clean    remove $(BUILD_DIR)/;  make distclean: also remove $(VENV)/"
 
 setup:
@@ -79,16 +79,19 @@ demo: build
 
 # The training image pool: Debian packages unpacked (not installed) and indexed; not needed by
 # `make test` (the tests build tiny pools of their own). Then the pool with photographs of real
-# scenes added for training, whose other packages are linked from the first; then the pool with
-# more photographs (Enlightenment's wallpapers, decompiled by edje_decc from libedje-bin).
+# scenes added for training, whose other packages are linked from the first.
 data: setup
 	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources \
 		--cache "$(BUILD_DIR)/data/image_pool" $(DATA_ARGS)
 	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources --set photos \
 		--cache "$(BUILD_DIR)/data/image_pool_photos" --reuse "$(BUILD_DIR)/data/image_pool" \
 		$(DATA_ARGS)
-	@command -v edje_decc >/dev/null || { echo "make data: the pool with more photographs" \
-		"needs edje_decc: apt-get install libedje-bin"; exit 1; }
+
+# The pool with more photographs (Enlightenment's wallpapers, decompiled by edje_decc from
+# libedje-bin), for training/prune_tiny_finetune_photos2.yaml; not part of `make data`.
+data-photos2: data
+	@command -v edje_decc >/dev/null || { echo "make data-photos2 needs edje_decc:" \
+		"apt-get install libedje-bin"; exit 1; }
 	$(RUN) "$(VENV_ABS)/bin/python" -m detrack_model.cli.synth fetch-sources --set photos2 \
 		--cache "$(BUILD_DIR)/data/image_pool_photos2" \
 		--reuse "$(BUILD_DIR)/data/image_pool_photos" $(DATA_ARGS)

@@ -161,7 +161,7 @@ def decompile_edje(tree: str, workers: int = EDJE_WORKERS) -> int:
     Decompile every ``NAME.edj`` below ``tree`` into a folder ``NAME`` beside it.
 
     The archives are removed; return how many there were. ``edje_decc`` re-encodes every
-    image it holds, a minute or so for a wallpaper at a dozen sizes, so several run at once.
+    image it holds (up to a minute for a wallpaper at a dozen sizes), so several run at once.
     """
     archives = sorted(path for path in _tree_files(tree) if path.endswith('.edj'))
     # A folder per archive: every archive names its main image img.png.
