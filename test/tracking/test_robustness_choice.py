@@ -94,3 +94,25 @@ def test_the_threshold_stage_tries_the_flat_top_of_the_score_curve_and_marks_its
     assert table[1].split('|')[2].strip() == '0.810'
     assert robustness.config_of(chosen).score_threshold == 0.5
     assert robustness.threshold_lines([], BASE, calibration) == []
+
+
+def test_the_current_defaults_are_a_grid_point_and_the_last_comparison_names_the_winner():
+    """incumbent_settings is TrackerConfig() as a grid point; the table marks which was kept."""
+    incumbent = robustness.incumbent_settings()
+    assert robustness.config_of(incumbent) == TrackerConfig()
+    staged = {**incumbent, 'score_threshold': 0.45, 'growth': 0.05}
+    # The stages' pick tied on AO and tracking nothing less often stays.
+    rows = [(staged, scores(0.660, 0.02)), (incumbent, scores(0.660 + robustness.AO_TIE / 2,
+                                                              0.05))]
+    assert robustness.choose(rows) == staged
+    lines = robustness.incumbent_lines(rows, staged)
+    assert lines[1].endswith(": the stages' pick.")
+    assert [line.split('|')[1].strip() for line in lines if line.startswith('| the')] == [
+        "the stages' pick (chosen)", 'the current defaults']
+    # Defaults better beyond the tie replace it, and the page says so.
+    rows[1] = (incumbent, scores(0.660 + 2 * robustness.AO_TIE, 0.05))
+    assert robustness.choose(rows) == incumbent
+    assert robustness.incumbent_lines(rows, incumbent)[1].endswith(': the current defaults.')
+    # The same configuration is not run twice.
+    assert 'the same configuration' in robustness.incumbent_lines(rows[:1], staged)[1]
+    assert robustness.incumbent_lines([], staged) == []

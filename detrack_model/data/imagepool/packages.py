@@ -51,7 +51,7 @@ class PoolPackage:
     archive: str = ''
 
     def __post_init__(self) -> None:
-        """Check the role, the layout and the group pattern."""
+        """Check the role, the layout, the archive kind and the group pattern."""
         if self.role not in ROLES:
             raise ValueError(f'{self.name}: role must be one of {ROLES}, got {self.role!r}')
         if self.layout not in ('files', 'stellarium'):
