@@ -580,6 +580,12 @@ def interval_text(difference: Difference) -> str:
     return f'{difference.low:+.3f} to {difference.high:+.3f}'
 
 
+def val_header(first: Sequence[str], first_rule: str) -> List[str]:
+    """Return a stage table's header and rule: ``first`` columns, then val_cells' four."""
+    names = ' | '.join([*first, 'AO', 'AO occlusion/out-of-view', 'recovery', 'false tracking'])
+    return [f'| {names} |', f'|{first_rule}' + '--:|' * 4]
+
+
 def val_cells(values: Dict[str, Any]) -> str:
     """Return the val figures of one configuration as the stage tables' last four cells."""
     return (f'{values["ao"]:.3f} | {values["ao_hard"]:.3f} | {values["recovery"]:.0%} | '
@@ -601,8 +607,7 @@ def recover_lines(recover_rows, chosen: Dict[str, Any]) -> List[str]:
              'radius has grown to where it went, whereas with a fixed radius it may never be '
              'taken back). Tried on the chosen grid point and chosen by the same rule: '
              f'{verdict}.', '',
-             '| recovery threshold | growth per frame lost | AO | AO occlusion/out-of-view | '
-             'recovery | false tracking |', '|:--|--:|--:|--:|--:|--:|']
+             *val_header(('recovery threshold', 'growth per frame lost'), ':--|--:|')]
     for settings, values in recover_rows:
         value = settings.get('recover', 0.0)
         lines.append(f'| {f"{value:g}" if value else "none"} | '
@@ -627,8 +632,7 @@ def template_lines(template_rows, chosen: Dict[str, Any]) -> List[str]:
              'the tracker goes back to the template it was given, which the newest one may '
              'have drifted from. Tried on the chosen point and chosen by the same rule: '
              f'{verdict}.', '',
-             '| template update | least frames between | AO | AO occlusion/out-of-view | '
-             'recovery | false tracking |', '|:--|--:|--:|--:|--:|--:|']
+             *val_header(('template update', 'least frames between'), ':--|--:|')]
     for settings, values in template_rows:
         template = settings.get('template')
         lines.append(f'| {f"from {template[0]:g}" if template else "off"} | '
@@ -646,8 +650,7 @@ def lost_search_lines(lost_search_rows, chosen: Dict[str, Any]) -> List[str]:
              'so a wider one sees more of the frame, each part coarser. Tried after the '
              'template update on the chosen point and chosen by the same rule: '
              f'{lost_search_of(chosen):g} box sizes.', '',
-             '| search while lost (box sizes) | AO | AO occlusion/out-of-view | recovery | '
-             'false tracking |', '|--:|--:|--:|--:|--:|']
+             *val_header(('search while lost (box sizes)',), '--:|')]
     for settings, values in sorted(lost_search_rows, key=lambda row: lost_search_of(row[0])):
         lines.append(f'| {lost_search_of(settings):g} | {val_cells(values)} |')
     return lines
@@ -664,8 +667,7 @@ def threshold_lines(threshold_rows, chosen: Dict[str, Any],
              'visible target wrongly called lost costs AO where an absent one wrongly called '
              'tracked may not; so each threshold of that plateau is tried on the chosen point '
              f'and chosen by the same rule: {chosen["score_threshold"]:.2f}.', '',
-             '| score threshold | balanced accuracy | AO | AO occlusion/out-of-view | '
-             'recovery | false tracking |', '|--:|--:|--:|--:|--:|--:|']
+             *val_header(('score threshold', 'balanced accuracy'), '--:|--:|')]
     accuracy = dict(zip(np.round(calibration['thresholds'], 2).tolist(),
                         calibration['balanced']))
     for settings, values in sorted(threshold_rows, key=lambda row: row[0]['score_threshold']):
@@ -689,8 +691,7 @@ def incumbent_lines(incumbent_rows, chosen: Dict[str, Any]) -> List[str]:
              "(`TrackerConfig`), which it would replace, by the same rule (each stage's "
              f'tie-break may give up to {AO_TIE} AO, so the stages can end below them): '
              f'{kept}.', '',
-             '| configuration | AO | AO occlusion/out-of-view | recovery | false tracking |',
-             '|:--|--:|--:|--:|--:|']
+             *val_header(('configuration',), ':--|')]
     names = ("the stages' pick", 'the current defaults')
     for name, (settings, values) in zip(names, incumbent_rows):
         mark = ' (chosen)' if settings == chosen else ''
@@ -711,8 +712,7 @@ def sweep_lines(chosen: Dict[str, Any], rows,
              f'configuration on val (the rows marked default are the chosen one): AO '
              f'{min(aos):.3f} to {max(aos):.3f}. They stay at the TrackerConfig defaults.',
              '',
-             '| setting | value | AO | AO occlusion/out-of-view | recovery | false tracking |',
-             '|:--|--:|--:|--:|--:|--:|']
+             *val_header(('setting', 'value'), ':--|--:|')]
     for key, value, values in sorted(entries, key=lambda e: (list(REDETECT_SWEEP).index(e[0]),
                                                              e[1])):
         mark = ' (default)' if value == getattr(defaults, key) else ''
