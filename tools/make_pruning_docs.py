@@ -37,11 +37,12 @@ from detrack_model.export.onnx import export_onnx
 from detrack_model.modeling.head_layout import uniform_head_widths
 from detrack_model.profiling import count_macs, count_parameters, measure_latency
 from detrack_model.shipped import default_model_path
-from detrack_model.tracking import build_tracker, RuntimeConfig, Tracker
+from detrack_model.tracking import build_tracker, RuntimeConfig, Tracker, TrackerConfig
 from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tools.make_sizing_docs import VAL_SEED
+from tools.make_training_docs import STAGES
 import torch
 import yaml
 
@@ -57,6 +58,12 @@ BACKENDS = ('onnxruntime', 'torch')
 EXACT_ROW = 'exact heads'
 # The shipped default file itself (half-precision weights), scored like every other row.
 SHIPPED_ROW = 'shipped default'
+# Tracker settings of the latency rows: one network run per frame for every model. With
+# re-detection a model that loses the target runs its tiles too, and would look slower for
+# tracking worse (the rows' AO uses the tracker's defaults).
+LATENCY_CONFIG = TrackerConfig(redetect=False)
+# Rounds in which every network takes its turn at the PyTorch stage timing, and runs per turn.
+STAGE_ROUNDS, STAGE_RUNS = 10, 20
 
 
 def tag(budget: float) -> str:
@@ -119,21 +126,39 @@ def tracker_latency(trackers: Dict[str, Tracker], sequence: EvalSequence, frames
 
 def model_figures(path: pathlib.Path) -> Dict[str, Any]:
     """
-    Return MACs, parameters, PyTorch stage latencies and pruning metadata of a bundle.
+    Return MACs, parameters and pruning metadata of a bundle.
 
     ``encoder_macs`` counts the network as trained (every head at its own width);
     ``encoder_macs_run`` the layout the tracker runs (heads padded to one width per block).
     """
     model = load_bundle(path)
     macs = count_macs(model)
-    padded = uniform_head_widths(model)
-    stages = measure_latency(padded, torch.device('cpu'), runs=200, warmup=20)
     document = read_bundle_config(path)
     return {'macs': macs['total'].total, 'encoder_macs': macs['encoder'].total,
-            'encoder_macs_run': count_macs(padded)['encoder'].total,
+            'encoder_macs_run': count_macs(uniform_head_widths(model))['encoder'].total,
             'params': count_parameters(model)['total'],
-            'network_ms': stages['total'], 'encoder_ms': stages['encoder'],
             'pruning': document.get('metadata', {}).get('pruning')}
+
+
+def stage_latency(paths: Dict[str, pathlib.Path], rounds: int = STAGE_ROUNDS,
+                  runs: int = STAGE_RUNS) -> Dict[str, Dict[str, float]]:
+    """
+    Return each network's PyTorch ``network_ms`` and ``encoder_ms`` (the layout the tracker runs).
+
+    The networks take turns, ``runs`` forwards each per round; a figure is the median of the
+    rounds' medians, so a change in the machine's load hits every network alike.
+    """
+    networks = {name: uniform_head_widths(load_bundle(path)) for name, path in paths.items()}
+    samples: Dict[str, Dict[str, List[float]]] = {
+        name: {'network_ms': [], 'encoder_ms': []} for name in networks}
+    for index in range(rounds):
+        for name, network in networks.items():
+            stages = measure_latency(network, torch.device('cpu'), runs=runs,
+                                     warmup=5 if index == 0 else 1)
+            samples[name]['network_ms'].append(stages['total'])
+            samples[name]['encoder_ms'].append(stages['encoder'])
+    return {name: {key: statistics.median(values) for key, values in figures.items()}
+            for name, figures in samples.items()}
 
 
 def layer_plot(figures: Dict[str, Dict[str, Any]], path: pathlib.Path) -> Dict[str, Any]:
@@ -210,17 +235,20 @@ def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
     return lines
 
 
-def further_recipe(recipe: Dict[str, Any]) -> Optional[str]:
+def further_stage() -> Optional[Tuple[str, str, str]]:
     """
-    Return the committed recipe file that trained a shipped bundle on after the pruning stages.
+    Return how the shipped default was trained on after the pruning pipeline's child.
 
-    None when the bundle is the pruning pipeline's own fine-tuned child (its output directory
-    is the pipeline's, which no committed recipe names).
+    From the stages of docs/training.md (``tools.make_training_docs.STAGES``, whose last bundle
+    is the shipped default): the last stage's recipe, the bundle it started from and the
+    bundle it wrote, as paths in the repository. None when that last stage is the pipeline's
+    own fine-tuning.
     """
-    for path in sorted((ROOT / 'training').glob('*.yaml')):
-        if yaml.safe_load(path.read_text()).get('output') == recipe.get('output'):
-            return str(path.relative_to(ROOT))
-    return None
+    _, recipe, _ = STAGES[-1]
+    if ROOT / recipe == FINETUNE_RECIPE:
+        return None
+    output = yaml.safe_load((ROOT / recipe).read_text())['output']
+    return recipe, str(STAGES[-2][2].relative_to(ROOT)), f'{output}/model'
 
 
 def noise_note(rows: Dict[str, Dict[str, Any]]) -> List[str]:
@@ -275,11 +303,14 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
         'and backgrounds from files and packages training never sees), GOT-10k protocol, '
         'onnxruntime backend. '
         '**Latency**: median per-frame time of `Tracker.track` (crop, network, decoding; batch '
-        '1, 2 threads), every model taking turns on the same frames. **Encoder MACs**: '
+        '1, 2 threads; re-detection off, so that every model runs one network per frame '
+        'whether it keeps the target or not), every model taking turns on the same frames. '
+        '**Encoder MACs**: '
         '"trained" counts the network as sliced and trained, every head at its own width; '
         '"run" the layout the tracker executes, heads padded with zero weights to one width '
         'per block (see below). **Encoder ms**: the encoder stage alone in PyTorch '
-        '(`detrack_model.profiling.measure_latency`, 2 threads).',
+        f'(`detrack_model.profiling.measure_latency`, 2 threads), the median of {STAGE_ROUNDS} '
+        f'rounds in which every network runs {STAGE_RUNS} forwards in turn.',
         '',
     ] + table(rows) + [''] + noise_note(rows)
     if target is not None:
@@ -339,15 +370,14 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
     if default is not None and record:
         name = shipped.relative_to(ROOT) if shipped.is_relative_to(ROOT) else shipped
         metadata = read_bundle_config(shipped)['metadata']
-        further = further_recipe(metadata['recipe'])
-        child = f'runs/prune_tiny/finetune_{tag(record["budget"])}/model'
-        source = child if further is None else metadata['recipe']['output'] + '/model'
-        start = str(metadata['recipe'].get('init') or '').removesuffix('.yaml')
-        made = (f'the {record["budget"]:g} fine-tuned child' if further is None else
+        stage = further_stage()
+        source = (f'runs/prune_tiny/finetune_{tag(record["budget"])}/model' if stage is None
+                  else stage[2])
+        made = (f'the {record["budget"]:g} fine-tuned child' if stage is None else
                 f'the {record["budget"]:g} fine-tuned child trained on in further stages, the '
-                f'last {metadata["steps"]} steps by `{further}` (`detrack-prune finetune '
-                f'--config {further} --child {start}`; every stage, its command and wall time '
-                'in [training.md](training.md))')
+                f'last {metadata["steps"]} steps by `{stage[0]}` (`detrack-prune finetune '
+                f'--config {stage[0]} --child {stage[1]}`; every stage, its command and wall '
+                'time in [training.md](training.md))')
         lines += [
             '## The shipped default',
             '',
@@ -360,7 +390,7 @@ def page(rows: Dict[str, Dict[str, Any]], kept: Dict[str, Any], count: int, fram
             f'{default["params"] / 1e6:.2f} M parameters.',
             '',
         ]
-        if further is not None:
+        if stage is not None:
             lines += [f'Against the "{record["budget"]:g} fine-tuned" row (the same network '
                       'before the further stages) the shipped default has trained on longer: '
                       'the gap between the two rows is what that further training gives. The '
@@ -423,6 +453,8 @@ def main() -> int:
                          seed=VAL_SEED, overwrite=True, pool=args.pool, workers=2)
     sequences = load_benchmark('got10k', str(data), split='val')[:args.sequences]
     rows = {name: model_figures(path) for name, path in models.items()}
+    for name, figures in stage_latency(models).items():
+        rows[name].update(figures)
     # A fine-tuned child shows its slice's record; the shipped file carries its own copy.
     for name, row in rows.items():
         if name.endswith('fine-tuned'):
@@ -438,12 +470,13 @@ def main() -> int:
     exact_heads_ms = None
     for backend in BACKENDS:
         runtime = RuntimeConfig(device='cpu', backend=backend, threads=2)
-        trackers = {name: build_tracker(path, runtime) for name, path in models.items()}
+        trackers = {name: build_tracker(path, runtime, LATENCY_CONFIG)
+                    for name, path in models.items()}
         if backend == 'onnxruntime' and '0.25 fine-tuned' in models:
             # The same network with its heads at their own widths (gathers in the graph).
             exact = export_onnx(load_bundle(models['0.25 fine-tuned']),
                                 work / 'b0250_exact_heads.onnx', pad_heads=False)
-            trackers[EXACT_ROW] = Tracker(OnnxBackend(exact, threads=2))
+            trackers[EXACT_ROW] = Tracker(OnnxBackend(exact, threads=2), LATENCY_CONFIG)
         latency = tracker_latency(trackers, sequences[0], args.latency_frames, rounds=10)
         exact_heads_ms = latency.pop(EXACT_ROW, exact_heads_ms)
         for name, value in latency.items():
