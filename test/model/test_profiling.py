@@ -65,12 +65,14 @@ def test_parameters_per_stage_add_up():
 
 
 def test_latency_is_measured_per_stage():
-    """Every stage gets a positive median; stages fit inside the total."""
+    """Every stage gets a positive median, each inside the total."""
     model = create_model(preset('vit_tiny', encoder={'depth': 4, 'ce_layers': [1, 2]})).eval()
     latency = measure_latency(model, torch.device('cpu'), runs=3, warmup=1)
     assert set(latency) == {'total', 'encoder', 'query selection', 'decoder'}
     assert all(v > 0 for v in latency.values())
-    assert latency['encoder'] + latency['decoder'] <= latency['total'] * 1.05
+    # Every run times each stage inside that run's forward, so each stage's median is at most
+    # the total's whatever the load; a sum of medians is not (three noisy runs can break it).
+    assert all(latency[stage] <= latency['total'] for stage in latency)
 
 
 @pytest.mark.slow
