@@ -34,6 +34,7 @@ from detrack_model.evaluation.runner import results_tag, run_benchmark
 from detrack_model.evaluation.sequences import EvalSequence, load_benchmark
 from detrack_model.export.bundle import bundle_paths, load_bundle, read_bundle_config
 from detrack_model.export.onnx import export_onnx
+from detrack_model.modeling import DETRack
 from detrack_model.modeling.head_layout import uniform_head_widths
 from detrack_model.profiling import count_macs, count_parameters, measure_latency
 from detrack_model.shipped import default_model_path
@@ -124,31 +125,30 @@ def tracker_latency(trackers: Dict[str, Tracker], sequence: EvalSequence, frames
     return {name: 1000.0 * statistics.median(values) for name, values in samples.items()}
 
 
-def model_figures(path: pathlib.Path) -> Dict[str, Any]:
+def model_figures(path: pathlib.Path, model: DETRack, padded: DETRack) -> Dict[str, Any]:
     """
-    Return MACs, parameters and pruning metadata of a bundle.
+    Return MACs, parameters and pruning metadata of the bundle at ``path``.
 
-    ``encoder_macs`` counts the network as trained (every head at its own width);
-    ``encoder_macs_run`` the layout the tracker runs (heads padded to one width per block).
+    ``model`` is the network as loaded, ``padded`` the layout the tracker runs (heads padded to
+    one width per block). ``encoder_macs`` counts the former (every head at its own width),
+    ``encoder_macs_run`` the latter.
     """
-    model = load_bundle(path)
     macs = count_macs(model)
     document = read_bundle_config(path)
     return {'macs': macs['total'].total, 'encoder_macs': macs['encoder'].total,
-            'encoder_macs_run': count_macs(uniform_head_widths(model))['encoder'].total,
+            'encoder_macs_run': count_macs(padded)['encoder'].total,
             'params': count_parameters(model)['total'],
             'pruning': document.get('metadata', {}).get('pruning')}
 
 
-def stage_latency(paths: Dict[str, pathlib.Path], rounds: int = STAGE_ROUNDS,
+def stage_latency(networks: Dict[str, DETRack], rounds: int = STAGE_ROUNDS,
                   runs: int = STAGE_RUNS) -> Dict[str, Dict[str, float]]:
     """
-    Return each network's PyTorch ``network_ms`` and ``encoder_ms`` (the layout the tracker runs).
+    Return each network's PyTorch ``network_ms`` and ``encoder_ms``.
 
     The networks take turns, ``runs`` forwards each per round; a figure is the median of the
     rounds' medians, so a change in the machine's load hits every network alike.
     """
-    networks = {name: uniform_head_widths(load_bundle(path)) for name, path in paths.items()}
     samples: Dict[str, Dict[str, List[float]]] = {
         name: {'network_ms': [], 'encoder_ms': []} for name in networks}
     for index in range(rounds):
@@ -452,8 +452,12 @@ def main() -> int:
         generate_dataset(str(data), 'val', args.sequences, args.frames, size=(480, 360),
                          seed=VAL_SEED, overwrite=True, pool=args.pool, workers=2)
     sequences = load_benchmark('got10k', str(data), split='val')[:args.sequences]
-    rows = {name: model_figures(path) for name, path in models.items()}
-    for name, figures in stage_latency(models).items():
+    networks = {name: load_bundle(path) for name, path in models.items()}
+    # The layout the tracker runs: its MACs, and the one the PyTorch stage times are of.
+    padded = {name: uniform_head_widths(network) for name, network in networks.items()}
+    rows = {name: model_figures(path, networks[name], padded[name])
+            for name, path in models.items()}
+    for name, figures in stage_latency(padded).items():
         rows[name].update(figures)
     # A fine-tuned child shows its slice's record; the shipped file carries its own copy.
     for name, row in rows.items():

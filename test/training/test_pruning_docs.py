@@ -2,11 +2,13 @@
 
 import cv2
 from detrack_model.evaluation.sequences import EvalSequence
+from detrack_model.export.bundle import load_bundle
 from detrack_model.shipped import default_model_path
 from detrack_model.tracking import Tracker, TrackerConfig
 import numpy as np
 from session_doubles import ScriptedBackend
 from tools import make_pruning_docs
+import yaml
 
 FRAMES = 8
 
@@ -49,18 +51,23 @@ def test_a_model_that_loses_the_target_runs_one_network_per_timed_frame(tmp_path
 
 def test_stage_latency_gives_every_network_its_median_of_turns():
     """Both figures for each network; the encoder is a part of the whole forward."""
-    paths = {'shipped': default_model_path(), 'unpruned': make_pruning_docs.BASE}
-    figures = make_pruning_docs.stage_latency(paths, rounds=2, runs=2)
-    assert set(figures) == set(paths)
+    networks = {'shipped': load_bundle(default_model_path()),
+                'unpruned': load_bundle(make_pruning_docs.BASE)}
+    figures = make_pruning_docs.stage_latency(networks, rounds=2, runs=2)
+    assert set(figures) == set(networks)
     for row in figures.values():
         assert 0 < row['encoder_ms'] < row['network_ms']
 
 
 def test_the_shipped_default_is_traced_to_the_last_training_stage(monkeypatch):
     """The page names the recipe, start and output of docs/training.md's last stage."""
-    assert make_pruning_docs.further_stage() == (
-        'training/prune_tiny_finetune_photos_more.yaml', 'runs/finetune_photos/model',
-        'runs/finetune_photos_more/model')
+    recipe, child, output = make_pruning_docs.further_stage()
+    stages = make_pruning_docs.STAGES
+    assert recipe == stages[-1][1] and child == str(
+        stages[-2][2].relative_to(make_pruning_docs.ROOT))
+    # The bundle the shipping command starts from is the one the recipe writes.
+    written = yaml.safe_load((make_pruning_docs.ROOT / recipe).read_text())['output']
+    assert output == f'{written}/model' and output != child
     # A default that is the pipeline's own fine-tuned child has no further stage.
     child = make_pruning_docs.ROOT / 'runs' / 'prune_tiny' / 'finetune_b0250' / 'model'
     monkeypatch.setattr(make_pruning_docs, 'STAGES', (
