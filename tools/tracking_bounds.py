@@ -54,11 +54,6 @@ class TruthTracker(Tracker):
             return None
         return np.nan_to_num(self.sequence.anno[index])
 
-    def network_pick(self, scores: np.ndarray, cells: np.ndarray) -> int:
-        """Return the index of the candidate the tracker itself would take from a search crop."""
-        window = self._window if self.config.hanning else self._flat
-        return int(np.argmax(scores * window[cells]))
-
     def _update_state(self, box: np.ndarray, score: float) -> None:
         truth = self.truth()
         hit = truth is not None and rect_iou(box[None], truth[None])[0] > HIT_IOU
@@ -93,7 +88,7 @@ class _TruthRankedBackend:
         image_boxes = self.tracker.search_region.box_to_image(corner)
         overlap = rect_iou(image_boxes, np.broadcast_to(truth, image_boxes.shape))
         if self.near_only:
-            pick = corner[self.tracker.network_pick(scores, cells)]
+            pick = corner[self.tracker.pick_candidate(scores, cells)]
             near = rect_iou(corner, np.broadcast_to(pick, corner.shape)) >= NEAR_IOU
             overlap = np.where(near, overlap, -1.0)
         best = int(np.argmax(overlap))

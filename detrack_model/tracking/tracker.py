@@ -190,7 +190,6 @@ class Tracker:
         self.config = config or TrackerConfig()
         grid = backend.grid
         self._window = hann_window(grid).ravel()
-        self._flat = np.ones(grid * grid, dtype=np.float32)
         self._template = np.zeros((backend.template_size, backend.template_size, 3), np.uint8)
         self._search = np.zeros((backend.search_size, backend.search_size, 3), np.uint8)
         self._scratch = np.zeros_like(self._search)
@@ -300,8 +299,7 @@ class Tracker:
         self.search_region = transform
         self._crop(image, transform, self._search, bgr)
         boxes, scores, cells = self.backend.infer(self._search)
-        window = self._window if config.hanning else self._flat
-        best = int(np.argmax(scores * window[cells]))
+        best = self.pick_candidate(scores, cells)
         score = float(scores[best])
         size = self.backend.search_size
         cx, cy, w, h = (float(v) * size for v in boxes[best])
@@ -318,6 +316,12 @@ class Tracker:
                 box, score = found
         self.frame_index += 1
         return box, score
+
+    def pick_candidate(self, scores: np.ndarray, cells: np.ndarray, window: bool = True) -> int:
+        """Return the index of the candidate a crop gives: best score, Hanning-weighted if on."""
+        if window and self.config.hanning:
+            return int(np.argmax(scores * self._window[cells]))
+        return int(np.argmax(scores))
 
     # -- internals -------------------------------------------------------------------------
 
@@ -465,8 +469,7 @@ class Tracker:
     def _best_candidate(self, transform: CropTransform, boxes: np.ndarray, scores: np.ndarray,
                         cells: np.ndarray, window: bool) -> Tuple[float, np.ndarray]:
         """Return the best score of one crop's candidates and its box in the image."""
-        weighted = scores * self._window[cells] if window and self.config.hanning else scores
-        index = int(np.argmax(weighted))
+        index = self.pick_candidate(scores, cells, window)
         size = self.backend.search_size
         cx, cy, w, h = (float(v) * size for v in boxes[index])
         return float(scores[index]), transform.box_to_image(
