@@ -2,14 +2,14 @@
 Write docs/training.md: how the shipped default was trained, and the training benchmarks.
 
 The default is made in stages (the unpruned parent, sparsity training, the pruned child's
-fine-tune, training it on, then on with target-absent pairs, then twice on sequences from the
-pool with photographs); each stage's bundle records its steps, recipe and wall time, which the
-page's table reads (a stage whose bundle is not on this machine keeps the figures the page
-had). The learning curves come from the
-run directories (``metrics.csv``) where they are on this machine: the parent's,
-training/synthetic_cpu_pool.yaml (``--run``), and the last stage's,
-training/prune_tiny_finetune_photos_more.yaml (``--last-run``). Then
-it times the data pipeline (tools/bench_data_pipeline.py) and training steps
+fine-tune, training it on, then on with target-absent pairs, twice on sequences from the
+pool with photographs, then with the search crop jittered wider); each stage's bundle
+records its steps, recipe and wall time, which the page's table reads (a stage whose bundle
+is not on this machine, or is from another run of the pruning pipeline, keeps the figures
+the page had). The learning curves come from the run directories (``metrics.csv``) where
+they are on this machine: the parent's, training/synthetic_cpu_pool.yaml (``--run``), and
+the last stage's (``--last-run``, by default the output its recipe names). Then it times the
+data pipeline (tools/bench_data_pipeline.py) and training steps
 (tools/bench_training_step.py) on this machine. Run it when nothing else loads the CPU.
 
     python -m tools.make_training_docs [--run runs/synthetic_cpu_pool]
@@ -22,12 +22,13 @@ import pathlib
 import platform
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from detrack_model.export.bundle import bundle_paths, read_bundle_config
 from detrack_model.shipped import default_model_path
 from tools import bench_training_step
 import torch
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The stages that make the shipped default: (what, the recipe, the bundle it wrote).
@@ -46,10 +47,18 @@ STAGES = (('unpruned parent (`models/detrack_tiny_pool`)', 'training/synthetic_c
           ('trained on with a third set of sequences from the pool with photographs of real '
            'scenes', 'training/prune_tiny_finetune_photos.yaml',
            ROOT / 'runs' / 'finetune_photos' / 'model'),
-          ('trained on with a second such set in place of the seed-12 set: the shipped default',
-           'training/prune_tiny_finetune_photos_more.yaml', default_model_path()))
+          ('trained on with a second such set in place of the seed-12 set',
+           'training/prune_tiny_finetune_photos_more.yaml',
+           ROOT / 'runs' / 'finetune_photos_more' / 'model'),
+          ('trained on with the search crop jittered up to its edge: the shipped default',
+           'training/prune_tiny_finetune_jitter.yaml', default_model_path()))
 # A row of the stage table: | what | `recipe` | steps | pairs | minutes |
 ROW_FIELDS = 5
+
+
+def last_stage_output() -> str:
+    """Return the run directory the last stage's recipe writes, relative to the checkout."""
+    return yaml.safe_load((ROOT / STAGES[-1][1]).read_text())['output']
 
 
 def run_summary(run: pathlib.Path) -> dict:
@@ -87,18 +96,44 @@ def recorded_stages(page: pathlib.Path) -> Dict[str, List[str]]:
     return rows
 
 
+def other_pruning_runs() -> Set[pathlib.Path]:
+    """
+    Return the stage bundles here that come from another run of the pruning pipeline.
+
+    Every pruned stage of the default has its widths; a pruned bundle here with other widths
+    was made by another run (``make_pruning_docs`` runs the pipeline again where it is
+    missing), and so was the sparsity-trained bundle it was sliced from, which the default
+    names as its pruning source.
+    """
+    if not bundle_paths(STAGES[-1][2])[1].is_file():
+        return set()
+    default = read_bundle_config(STAGES[-1][2])
+    source = default['metadata'].get('pruning', {}).get('source')
+    others = set()
+    for _, _, bundle in STAGES:
+        if not bundle_paths(bundle)[1].is_file():
+            continue
+        config = read_bundle_config(bundle)
+        if 'pruning' in config['metadata'] and config['model'] != default['model']:
+            others.add(pathlib.Path(bundle))
+            if source:
+                others.add(ROOT / source)
+    return others
+
+
 def stage_table(previous: Optional[pathlib.Path] = None) -> List[str]:
     """
     Return the table of the default's stages, from the bundles that are on this machine.
 
-    A stage whose bundle is not here keeps the figures ``previous`` (the page as generated
-    before) gave it, marked.
+    A stage whose bundle is not here, or is from another run (:func:`other_pruning_runs`),
+    keeps the figures ``previous`` (the page as generated before) gave it, marked.
     """
     lines = ['| stage | recipe | steps | pairs | wall time (min) |', '|:--|:--|--:|--:|--:|']
     total, missing, carried = 0.0, [], 0
     recorded = recorded_stages(previous) if previous else {}
+    others = other_pruning_runs()
     for what, recipe, bundle in STAGES:
-        if not bundle_paths(bundle)[1].is_file():
+        if not bundle_paths(bundle)[1].is_file() or pathlib.Path(bundle) in others:
             if recipe in recorded:
                 lines.append(f'| {what} | `{recipe}` | ' + ' | '.join(recorded[recipe])
                              + ' * |')
@@ -113,8 +148,10 @@ def stage_table(previous: Optional[pathlib.Path] = None) -> List[str]:
                      f'{summary["wall_s"] / 60:.1f} |')
     lines.append(f'| **all stages** | | | | **{total / 60:.1f}** |')
     if carried:
-        lines += ['', '\\* Its bundle is not on this machine: the figures are those an earlier '
-                  'run of this script read from it (`git log -p docs/training.md`).']
+        lines += ['', '\\* Its bundle is not on this machine (or the one here is from another '
+                  "run of the pruning pipeline, with other widths than the default's): the "
+                  'figures are those an earlier run of this script read from it (`git log -p '
+                  'docs/training.md`).']
     if missing:
         lines += ['', 'Not on this machine (their bundles are made by `detrack-prune`, see '
                   '[pruning.md](pruning.md)), so not in the total: ' + '; '.join(missing) + '.']
@@ -152,8 +189,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--run', type=pathlib.Path, default=ROOT / 'runs' / 'synthetic_cpu_pool',
                         help="the unpruned parent's run directory")
-    parser.add_argument('--last-run', type=pathlib.Path,
-                        default=ROOT / 'runs' / 'finetune_photos_more',
+    parser.add_argument('--last-run', type=pathlib.Path, default=ROOT / last_stage_output(),
                         help="the last stage's run directory")
     parser.add_argument('--output', type=pathlib.Path, default=ROOT / 'docs' / 'training.md')
     parser.add_argument('--threads', type=int, default=2)
@@ -203,12 +239,10 @@ def main() -> int:
     elif parent_curve.is_file():
         lines += ['', f'Its curves as this script plotted them while the run directory was here: '
                   f'![training curves]({parent_curve.name})']
+    what, recipe, _ = STAGES[-1]
     lines += ['', '### The last stage: the pruned child trained on', '',
-              *curve_lines(last, 'Training on with two sets of sequences from the pool with '
-                           'photographs (whose backgrounds and occluders may be photographs of '
-                           'real scenes) and the first set of the pool without them; the pairs '
-                           'and loss of the target-absent stage before',
-                           'training/prune_tiny_finetune_photos_more.yaml')]
+              *curve_lines(last, f'The last stage ({what.split(":")[0]}, `{recipe}`)',
+                           recipe)]
     if last is not None:
         lines += ['', f'![last stage curves]({last_curve.name})']
     lines += ['', '## Data pipeline throughput', '',

@@ -103,7 +103,7 @@ class TrackerConfig:
     # dynamics, re-detection, motion) of best AO with false tracking during absences at most
     # 20 %, at the score threshold that best separates boxes on the target from the rest; the
     # threshold itself last, among those that separate as well, by the same rule.
-    score_threshold: float = 0.6
+    score_threshold: float = 0.55
     lost_patience: int = 1
     # Misses in a row before the state freezes and the search takes lost_search_factor (0:
     # lost_patience).
@@ -117,7 +117,7 @@ class TrackerConfig:
     # per frame lost by which that distance grows (the target moves on while lost); chosen on
     # the validation sequences after the grid point (docs/robust-tracking.md).
     recover_threshold: float = 0.75
-    recover_growth: float = 0.2
+    recover_growth: float = 0.1
     hanning: bool = True
     # Pixels of the box kept inside the frame (OSTrack's clip_box margin).
     clip_margin: float = 10.0

@@ -3,6 +3,7 @@
 import pathlib
 
 from tools import make_training_docs
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PARENT = ROOT / 'models' / 'detrack_tiny_pool'
@@ -31,3 +32,33 @@ def test_a_stage_without_its_bundle_keeps_the_figures_of_the_page_before(tmp_pat
     assert make_training_docs.recorded_stages(previous)[
         'training/prune_tiny_sparsity.yaml'] == ['768', '49152', '23.0']
     assert make_training_docs.stage_table(tmp_path / 'absent.md')[3].startswith('| **all')
+
+
+def test_a_pruned_stage_of_another_pipeline_run_is_not_read(tmp_path, monkeypatch):
+    """A pruned bundle here with other widths, and the sparsity run it came from, carry."""
+    default = yaml.safe_load((ROOT / 'models' / 'detrack_tiny_pool_p25.yaml').read_text())
+    default['metadata']['pruning']['source'] = str(tmp_path / 'sparsity' / 'model')
+    other = {**default, 'model': {**default['model'], 'encoder': {
+        **default['model']['encoder'],
+        'mlp_dims': [d + 1 for d in default['model']['encoder']['mlp_dims']]}}}
+    unpruned = {**default, 'metadata': {k: v for k, v in default['metadata'].items()
+                                        if k != 'pruning'}}
+    for name, document in (('sparsity', unpruned), ('child', other), ('same', default),
+                           ('default', default)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'model.yaml').write_text(yaml.safe_dump(document))
+    monkeypatch.setattr(make_training_docs, 'STAGES', (
+        ('sparsity', 'training/prune_tiny_sparsity.yaml', tmp_path / 'sparsity' / 'model'),
+        ('child', 'training/prune_tiny_finetune.yaml', tmp_path / 'child' / 'model'),
+        ('same', 'training/prune_tiny_finetune_long.yaml', tmp_path / 'same' / 'model'),
+        ('default', 'training/prune_tiny_finetune_absent.yaml', tmp_path / 'default' / 'model')))
+    assert make_training_docs.other_pruning_runs() == {tmp_path / 'sparsity' / 'model',
+                                                       tmp_path / 'child' / 'model'}
+    previous = tmp_path / 'training.md'
+    previous.write_text(
+        '| sparsity | `training/prune_tiny_sparsity.yaml` | 768 | 49152 | 23.0 * |\n'
+        '| child | `training/prune_tiny_finetune.yaml` | 512 | 32768 | 4.3 * |\n')
+    lines = make_training_docs.stage_table(previous)
+    assert lines[2].endswith('| 768 | 49152 | 23.0 * |')
+    assert lines[3].endswith('| 512 | 32768 | 4.3 * |')
+    assert not lines[4].endswith('* |') and not lines[5].endswith('* |')
