@@ -43,7 +43,7 @@ from detrack_model.tracking.backends.onnxruntime_backend import OnnxBackend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tools.make_sizing_docs import VAL_SEED
-from tools.make_training_docs import STAGES
+from tools.make_training_docs import last_stage_output, STAGES
 import torch
 import yaml
 
@@ -247,8 +247,7 @@ def further_stage() -> Optional[Tuple[str, str, str]]:
     _, recipe, _ = STAGES[-1]
     if ROOT / recipe == FINETUNE_RECIPE:
         return None
-    output = yaml.safe_load((ROOT / recipe).read_text())['output']
-    return recipe, str(STAGES[-2][2].relative_to(ROOT)), f'{output}/model'
+    return recipe, str(STAGES[-2][2].relative_to(ROOT)), f'{last_stage_output()}/model'
 
 
 def noise_note(rows: Dict[str, Dict[str, Any]]) -> List[str]:

@@ -31,7 +31,8 @@ import torch
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# The stages that make the shipped default: (what, the recipe, the bundle it wrote).
+# The stages that make the shipped default, the last one's bundle being it: (what, the recipe,
+# the bundle it wrote).
 STAGES = (('unpruned parent (`models/detrack_tiny_pool`)', 'training/synthetic_cpu_pool.yaml',
            ROOT / 'models' / 'detrack_tiny_pool'),
           ('sparsity training (masks on every layer)', 'training/prune_tiny_sparsity.yaml',
@@ -50,7 +51,7 @@ STAGES = (('unpruned parent (`models/detrack_tiny_pool`)', 'training/synthetic_c
           ('trained on with a second such set in place of the seed-12 set',
            'training/prune_tiny_finetune_photos_more.yaml',
            ROOT / 'runs' / 'finetune_photos_more' / 'model'),
-          ('trained on with the search crop jittered up to its edge: the shipped default',
+          ('trained on with the search crop jittered up to its edge',
            'training/prune_tiny_finetune_jitter.yaml', default_model_path()))
 # A row of the stage table: | what | `recipe` | steps | pairs | minutes |
 ROW_FIELDS = 5
@@ -115,7 +116,7 @@ def other_pruning_runs() -> Set[pathlib.Path]:
             continue
         config = read_bundle_config(bundle)
         if 'pruning' in config['metadata'] and config['model'] != default['model']:
-            others.add(pathlib.Path(bundle))
+            others.add(bundle)
             if source:
                 others.add(ROOT / source)
     return others
@@ -132,10 +133,11 @@ def stage_table(previous: Optional[pathlib.Path] = None) -> List[str]:
     total, missing, carried = 0.0, [], 0
     recorded = recorded_stages(previous) if previous else {}
     others = other_pruning_runs()
-    for what, recipe, bundle in STAGES:
-        if not bundle_paths(bundle)[1].is_file() or pathlib.Path(bundle) in others:
+    for index, (what, recipe, bundle) in enumerate(STAGES):
+        label = what + (': the shipped default' if index == len(STAGES) - 1 else '')
+        if not bundle_paths(bundle)[1].is_file() or bundle in others:
             if recipe in recorded:
-                lines.append(f'| {what} | `{recipe}` | ' + ' | '.join(recorded[recipe])
+                lines.append(f'| {label} | `{recipe}` | ' + ' | '.join(recorded[recipe])
                              + ' * |')
                 total += 60 * float(recorded[recipe][2])
                 carried += 1
@@ -144,7 +146,7 @@ def stage_table(previous: Optional[pathlib.Path] = None) -> List[str]:
             continue
         summary = bundle_summary(bundle)
         total += summary['wall_s']
-        lines.append(f'| {what} | `{recipe}` | {summary["steps"]} | {summary["pairs"]} | '
+        lines.append(f'| {label} | `{recipe}` | {summary["steps"]} | {summary["pairs"]} | '
                      f'{summary["wall_s"] / 60:.1f} |')
     lines.append(f'| **all stages** | | | | **{total / 60:.1f}** |')
     if carried:
@@ -241,7 +243,7 @@ def main() -> int:
                   f'![training curves]({parent_curve.name})']
     what, recipe, _ = STAGES[-1]
     lines += ['', '### The last stage: the pruned child trained on', '',
-              *curve_lines(last, f'The last stage ({what.split(":")[0]}, `{recipe}`)',
+              *curve_lines(last, f'The last stage ({what}, `{recipe}`)',
                            recipe)]
     if last is not None:
         lines += ['', f'![last stage curves]({last_curve.name})']
